@@ -9,6 +9,7 @@
     ├── NoteError (ValueError)                a signed note or checkpoint is malformed
     ├── ProofError (ValueError)               an inclusion/consistency proof does not verify
     ├── SealError                             the sealer cannot seal (closed, signer failed)
+    ├── StoreError                            the local store cannot be used (locked, closed)
     └── InputError (ValueError)               verifier input cannot be read or parsed
 
 Messages never contain key material or secrets.
@@ -27,6 +28,7 @@ __all__ = [
     "NoteError",
     "ProofError",
     "SealError",
+    "StoreError",
     "Violation",
 ]
 
@@ -84,6 +86,10 @@ class ProofError(AuditError, ValueError):
 
 class SealError(AuditError):
     """The sealer cannot seal a record (it is closed, or its signer failed)."""
+
+
+class StoreError(AuditError):
+    """The local store cannot be used: locked by another process, closed, or misused."""
 
 
 class InputError(AuditError, ValueError):
