@@ -1,0 +1,50 @@
+"""otel-audit: schema-conformant, tamper-evident audit records for OpenTelemetry.
+
+The public surface is re-exported here; everything in ``_``-modules is private.
+"""
+
+from otel_audit.errors import (
+    AuditError,
+    AuditValidationError,
+    CanonicalizationError,
+    InputError,
+    KeyFormatError,
+    NoteError,
+    ProofError,
+    SealError,
+    Violation,
+)
+from otel_audit.keys import Signer, SigningKey, VerifierKey
+from otel_audit.records import build, new_event_id, utc_timestamp
+from otel_audit.schema import SCHEMA_VERSION, schema, validate
+from otel_audit.sealing import SealedRecord, Sealer
+from otel_audit.verify import Finding, Report, Verifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditError",
+    "AuditValidationError",
+    "CanonicalizationError",
+    "Finding",
+    "InputError",
+    "KeyFormatError",
+    "NoteError",
+    "ProofError",
+    "Report",
+    "SealError",
+    "SealedRecord",
+    "Sealer",
+    "Signer",
+    "SigningKey",
+    "Verifier",
+    "VerifierKey",
+    "Violation",
+    "__version__",
+    "build",
+    "new_event_id",
+    "schema",
+    "utc_timestamp",
+    "validate",
+]
