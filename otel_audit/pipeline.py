@@ -1,0 +1,422 @@
+"""The core pipeline shared by the stdlib handler and the OTel processor (DESIGN §2).
+
+``submit`` runs on the application's thread and does only cheap work: in ``strict``
+mode it validates (and raises), otherwise it just hands the built record to a bounded
+queue. One background thread then validates, seals, and writes to the sinks, in order.
+
+The queue never drops a record. When it is full, ``submit`` waits at most
+``max_block_ms``; then the record, and every record after it until the backlog has
+been worked off, is appended to a spill file on disk (order is kept: queue, then spill,
+then queue again). Spill files left by a crash are replayed at the next start. Each
+spill is counted and reported on the internal logger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from otel_audit.errors import AuditValidationError, Violation
+from otel_audit.keys import Signer
+from otel_audit.records import build
+from otel_audit.schema import validate
+from otel_audit.sealing import SealedRecord, Sealer
+
+__all__ = ["AuditPipeline", "PipelineStats", "Sink", "violation_record"]
+
+internal_log = logging.getLogger("otel_audit.internal")
+internal_log.propagate = False
+if not internal_log.handlers:
+    internal_log.addHandler(logging.StreamHandler())  # stderr; never the app's handlers
+
+_MAX_SAFE_STR = 1024
+_MAX_SAFE_ITEMS = 64
+_MAX_SAFE_DEPTH = 6
+
+
+class Sink(Protocol):
+    """Where sealed records go. Called from the pipeline's one worker thread, in order."""
+
+    def write(self, batch: Sequence[SealedRecord]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PipelineStats:
+    """Counters, readable at any time (plain ints; a torn read is harmless)."""
+
+    __slots__ = ("sealed", "sink_errors", "spilled", "submitted", "violations")
+
+    def __init__(self) -> None:
+        self.submitted = 0
+        self.sealed = 0
+        self.violations = 0
+        self.spilled = 0
+        self.sink_errors = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe, bounded copy of untrusted input for a violation record."""
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**53):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        text = value.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
+        return text if len(text) <= _MAX_SAFE_STR else text[:_MAX_SAFE_STR] + "…[truncated]"
+    if depth >= _MAX_SAFE_DEPTH:
+        return "…[too deep]"
+    if isinstance(value, Mapping):
+        items = list(value.items())[:_MAX_SAFE_ITEMS]
+        return {_safe(str(k)): _safe(v, depth + 1) for k, v in items if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_safe(v, depth + 1) for v in value[:_MAX_SAFE_ITEMS] if v is not None]
+    return _safe(f"<{type(value).__name__}>")
+
+
+def violation_record(
+    offending: Any, violations: Sequence[Violation], *, application: str
+) -> dict[str, Any]:
+    """The ``security``/``AUDIT_SCHEMA_VIOLATION`` record that stands in for a bad one (§6)."""
+    actor = "unknown"
+    if isinstance(offending, Mapping):
+        given = offending.get("actor")
+        user = given.get("user_id") if isinstance(given, Mapping) else given
+        if isinstance(user, str) and 0 < len(user) <= 256:
+            actor = _safe(user)
+    reasons = "; ".join(str(v) for v in violations[:20])
+    return build(
+        category="security",
+        action="AUDIT_SCHEMA_VIOLATION",
+        actor=actor,
+        resource=("audit_record", "rejected"),
+        result={"status": "FAILURE", "reason": _safe(reasons)},
+        risk_level="HIGH",
+        context={"application": application},
+        extensions={
+            "violations": [
+                {"path": _safe(v.path), "rule": v.rule, "message": _safe(v.message)}
+                for v in violations[:50]
+            ],
+            "rejected": _safe(offending),
+        },
+    )
+
+
+class _Spill:
+    """Append-only spill files of unsealed records, replayed in order."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.lock = threading.Lock()
+        self.active = False  # while True, every submitted record goes here (keeps order)
+        self._file: Any = None
+        self._counter = 0
+
+    def pending_files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("spill-*.jsonl"))
+
+    def append(self, record: dict[str, Any]) -> None:
+        # lock held by caller
+        if self._file is None:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._counter += 1
+            name = f"spill-{time.time_ns():020d}-{os.getpid()}-{self._counter:06d}.jsonl"
+            self._file = open(self.directory / name, "ab")  # noqa: SIM115 - kept open
+        self._file.write(orjson.dumps(record) + b"\n")
+        self._file.flush()
+
+    def seal_current(self) -> None:
+        # lock held by caller: the next append starts a new file
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class AuditPipeline:
+    """validate → seal → sinks, on one worker thread; ``submit`` from any thread."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        sinks: Sequence[Sink],
+        *,
+        service_name: str = "unknown_service",
+        strict: bool = False,
+        checkpoint_every: int = 1024,
+        checkpoint_interval_ms: int = 1000,
+        previous_checkpoint: str | None = None,
+        queue_size: int = 16_384,
+        max_block_ms: float = 20.0,
+        batch_size: int = 256,
+        spill_dir: str | os.PathLike[str] | None = None,
+        on_alert: Callable[[str], None] | None = None,
+    ) -> None:
+        self.service_name = service_name
+        self.strict = strict
+        self.stats = PipelineStats()
+        self._sinks = list(sinks)
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(queue_size)
+        self._block_s = max_block_ms / 1000
+        self._batch_size = batch_size
+        self._tick_s = min(checkpoint_interval_ms / 1000, 0.25)
+        self._sealed: list[SealedRecord] = []
+        # a configured spill directory is durable: what a crash left there is replayed
+        self._replay_at_start = spill_dir is not None
+        if spill_dir is None:
+            spill_dir = Path(tempfile.gettempdir()) / f"otel-audit-spill-{os.getpid()}"
+        self._spill = _Spill(Path(spill_dir))
+        self._alert = on_alert
+        self._cond = threading.Condition()
+        self._flush_wanted = 0
+        self._flush_done = 0
+        self._flush_ok = True
+        self._stopping = False
+        self._closed = False
+        self.sealer = Sealer(
+            signer,
+            self._sealed.append,
+            service_name=service_name,
+            checkpoint_every=checkpoint_every,
+            checkpoint_interval_ms=checkpoint_interval_ms,
+            previous_checkpoint=previous_checkpoint,
+        )
+        self._worker = threading.Thread(target=self._run, name="otel-audit-pipeline", daemon=True)
+        self._worker.start()
+
+    @property
+    def origin(self) -> str:
+        return self.sealer.origin
+
+    # -- the application's side ------------------------------------------------------------
+
+    def submit(self, record: dict[str, Any]) -> None:
+        """Queue a built record (the pipeline owns it from now on).
+
+        Strict mode raises :class:`AuditValidationError` here; otherwise this never
+        raises for bad input, and blocks at most ``max_block_ms``.
+        """
+        if self.strict:
+            violations = validate(record, sealed=False)
+            if violations:
+                raise AuditValidationError(violations)
+        self.stats.submitted += 1
+        if not self._spill.active:
+            try:
+                self._queue.put(record, timeout=self._block_s)
+                return
+            except queue.Full:
+                pass
+        with self._spill.lock:
+            if not self._spill.active and not self._queue.full():
+                self._queue.put_nowait(record)
+                return
+            if not self._spill.active:
+                self._report(
+                    f"audit queue full for {self._block_s * 1000:.0f} ms: spilling to "
+                    f"{self._spill.directory} (nothing is dropped)"
+                )
+            self._spill.active = True
+            self._spill.append(record)
+            self.stats.spilled += 1
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything submitted so far is sealed and written and the sinks are
+        flushed. False if that did not happen within ``timeout`` or a sink failed."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._closed:
+                return self._flush_ok
+            self._flush_wanted += 1
+            ticket = self._flush_wanted
+            self._cond.notify_all()
+            while self._flush_done < ticket:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._worker.is_alive():
+                    return False
+                self._cond.wait(left)
+            ok = self._flush_ok
+            self._flush_ok = True
+            return ok
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Seal what is queued, write STREAM_END, flush and close the sinks."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._worker.join(timeout)
+        return not self._worker.is_alive() and self._flush_ok
+
+    # -- the worker ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        if self._replay_at_start:
+            self._guarded(lambda: self._replay(self._spill.pending_files()))
+        while True:
+            if self._guarded(self._step):
+                break
+        self._guarded(self.sealer.close)
+        self._write()
+        ok = self._flush_sinks()
+        for sink in self._sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - a sink must not kill shutdown
+                ok = False
+                self._report(f"sink {type(sink).__name__} failed to close: {exc!r}")
+        with self._cond:
+            self._flush_ok = self._flush_ok and ok
+            self._closed = True
+            self._flush_done = self._flush_wanted
+            self._cond.notify_all()
+
+    def _guarded(self, step: Callable[[], Any]) -> Any:
+        """Run one worker step; an unexpected error is reported and the worker goes on."""
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - the worker must outlive any bug
+            self._report(f"internal error in the audit pipeline: {exc!r}")
+            time.sleep(0.01)
+            return False
+
+    def _step(self) -> bool:
+        """One round of work; True when the pipeline is stopping and everything is done."""
+        batch = self._take()
+        if batch:
+            self._seal(batch)
+        else:
+            self.sealer.tick()
+        self._write()
+        if self._queue.empty():
+            self._drain_spill()
+            if self._queue.empty() and not self._spill.active:
+                if self._stopping:
+                    return True
+                self._serve_flush()
+        return False
+
+    def _take(self) -> list[dict[str, Any]]:
+        try:
+            first = self._queue.get(timeout=0 if self._stopping else self._tick_s)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self._batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _seal(self, batch: list[dict[str, Any]]) -> None:
+        for record in batch:
+            try:
+                # strict mode validated on the caller's thread already
+                violations = [] if self.strict else validate(record, sealed=False)
+            except Exception as exc:  # noqa: BLE001 - the validator must never stop sealing
+                violations = [Violation("$", "internal", f"validator failed: {exc!r}")]
+            if violations:
+                self.stats.violations += 1
+                self.sealer.seal(
+                    violation_record(record, violations, application=self.service_name)
+                )
+            else:
+                self.sealer.seal(record)
+            self.stats.sealed += 1
+
+    def _write(self) -> None:
+        if not self._sealed:
+            return
+        batch = self._sealed[:]
+        self._sealed.clear()
+        for sink in self._sinks:
+            for attempt in range(5):
+                try:
+                    sink.write(batch)
+                    break
+                except Exception as exc:  # noqa: BLE001 - sink errors are reported, not raised
+                    self.stats.sink_errors += 1
+                    self._report(
+                        f"sink {type(sink).__name__} failed (attempt {attempt + 1}): {exc!r}"
+                    )
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                self._flush_ok = False
+
+    def _flush_sinks(self) -> bool:
+        ok = True
+        for sink in self._sinks:
+            try:
+                sink.flush()
+            except Exception as exc:  # noqa: BLE001
+                ok = False
+                self.stats.sink_errors += 1
+                self._report(f"sink {type(sink).__name__} failed to flush: {exc!r}")
+        return ok
+
+    def _serve_flush(self) -> None:
+        with self._cond:
+            wanted = self._flush_wanted
+            if self._flush_done >= wanted:
+                return
+        ok = self._flush_sinks()
+        with self._cond:
+            self._flush_ok = self._flush_ok and ok
+            self._flush_done = wanted
+            self._cond.notify_all()
+
+    def _drain_spill(self) -> None:
+        """Replay spilled records in order, then return to the queue."""
+        while True:
+            with self._spill.lock:
+                if not self._spill.active:
+                    return
+                files = self._spill.pending_files()
+                if not files:
+                    self._spill.active = False
+                    return
+                self._spill.seal_current()
+            self._replay(files)
+
+    def _replay(self, files: list[Path]) -> None:
+        for path in files:
+            chunk: list[dict[str, Any]] = []
+            with open(path, "rb") as handle:
+                for line in handle:
+                    try:
+                        chunk.append(orjson.loads(line))
+                    except orjson.JSONDecodeError:
+                        continue  # a torn last line of a crashed spill: it was never accepted
+                    if len(chunk) >= self._batch_size:
+                        self._seal(chunk)
+                        self._write()
+                        chunk = []
+            if chunk:
+                self._seal(chunk)
+                self._write()
+            if self._flush_sinks():  # durable in the sinks before the spill goes
+                path.unlink()
+
+    def _report(self, message: str) -> None:
+        internal_log.warning("otel-audit: %s", message)
+        if self._alert is not None:
+            with contextlib.suppress(Exception):  # an alert hook must not break the pipeline
+                self._alert(message)
