@@ -23,7 +23,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from otel_audit._canonical import canonicalize
+import orjson
+
+from otel_audit._canonical import _ORJSON_OPTIONS, _fast_path, canonicalize_reference
 from otel_audit._merkle import CompactRange
 from otel_audit._note import Checkpoint, sign_note
 from otel_audit.errors import SealError
@@ -217,10 +219,18 @@ class Sealer:
         record["integrity"] = integrity
         metadata = record["metadata"]
         metadata.pop("checksum", None)
-        leaf = hashlib.sha256(b"\x00" + canonicalize(record)).digest()  # RFC 6962 §2.1 leaf
+        canonical = _fast_path(record)
+        fast = canonical is not None
+        if canonical is None:
+            canonical = canonicalize_reference(record)
+        leaf = hashlib.sha256(b"\x00" + canonical).digest()  # RFC 6962 §2.1 leaf
         checksum = "sha256:" + leaf.hex()
         metadata["checksum"] = checksum
-        line = canonicalize(record)
+        # Adding one ASCII string member keeps the fast path's conditions (plain types,
+        # key order), so orjson's output stays RFC 8785 without a second type walk.
+        line = (
+            orjson.dumps(record, option=_ORJSON_OPTIONS) if fast else canonicalize_reference(record)
+        )
         self._range.append(leaf)
         self._prev = checksum
         self._unsealed += 1
