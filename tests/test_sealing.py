@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -35,7 +36,7 @@ def test_chain_checksum_and_wire_line() -> None:
     assert out[0].action == "STREAM_START"
     assert out[0].record["integrity"]["prev_hash"] == GENESIS_HASH
     assert out[0].record["integrity"]["vkey"] == KEY.vkey
-    for before, after in zip(out, out[1:]):
+    for before, after in itertools.pairwise(out):
         assert after.record["integrity"]["prev_hash"] == before.record["metadata"]["checksum"]
     for s in out:
         unsealed = orjson.loads(s.line)
@@ -68,7 +69,8 @@ def test_interval_checkpoint_by_tick_and_clean_close() -> None:
     assert out[-1].action == "CHECKPOINT"
     assert not sealer.tick()  # nothing unsealed since
     end = sealer.close()
-    assert end is not None and end.action == "STREAM_END"
+    assert end is not None
+    assert end.action == "STREAM_END"
     assert sealer.close() is None
     with pytest.raises(SealError):
         sealer.seal(sample_record(2))
