@@ -47,7 +47,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ from otel_audit.errors import AuditError, StoreError
 from otel_audit.sealing import CHECKPOINT_ACTIONS, SealedRecord
 from otel_audit.verify import leaf_of
 
-__all__ = ["LocalStore", "StoreLogExporter", "iter_segments"]
+__all__ = ["LocalStore", "StoreLogExporter", "iter_segments", "read_lines"]
 
 internal_log = logging.getLogger("otel_audit.internal")
 internal_log.propagate = False  # never the application's handlers (see pipeline.py)
@@ -85,6 +85,17 @@ def iter_segments(directory: str | os.PathLike[str]) -> list[Path]:
             if match and entry.is_file(follow_symlinks=False):
                 found.append((int(match.group(1)), entry.name, Path(entry.path)))
     return [path for _, _, path in sorted(found)]
+
+
+def read_lines(directory: str | os.PathLike[str]) -> Iterator[bytes]:
+    """Every complete line of the store's segments, in write order (a torn last line of a
+    crashed segment is skipped: ``otel-audit verify`` reports it)."""
+    for path in iter_segments(directory):
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            for line in handle:
+                if line.endswith(b"\n"):
+                    yield line[:-1]
 
 
 class LocalStore:
