@@ -1,4 +1,4 @@
-"""``otel-audit``: keygen, verify, prove, verify-proof, demo.
+"""``otel-audit``: keygen, verify, prove, verify-proof (and commands added by plugins).
 
 Exit codes: 0 intact / done, 1 integrity failure, 2 usage or unreadable input.
 Errors are one line on stderr; ``--verbose`` adds the traceback.
@@ -10,6 +10,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TextIO
 
@@ -19,7 +20,7 @@ from otel_audit._inputs import read_into
 from otel_audit.errors import AuditError, InputError, KeyFormatError, ProofError
 from otel_audit.keys import SigningKey, VerifierKey
 from otel_audit.proofs import build_inclusion_proof, verify_inclusion_proof
-from otel_audit.verify import Report, Verifier
+from otel_audit.verify import Report, Verifier, verify_paths
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -55,15 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("proof", help="proof file ('-' for stdin)")
     check.add_argument("--key", action="append", default=[], metavar="VKEY_OR_FILE")
 
-    demo = sub.add_parser("demo", help="seal a simulated application's audit trail and verify it")
-    demo.add_argument("--out", default="demo-output", help="output directory")
+    # Other distributions add commands (e.g. otel-audit-logging adds `demo`) through the
+    # `otel_audit.commands` entry-point group: a callable taking the subparsers object.
+    for entry in entry_points(group="otel_audit.commands"):
+        try:
+            entry.load()(sub)
+        except Exception as exc:  # noqa: BLE001 - a broken add-on must not break verify
+            print(f"otel-audit: command {entry.name!r} unavailable: {exc}", file=sys.stderr)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return int(_COMMANDS[args.command](args))
+        run = getattr(args, "run", None) or _COMMANDS[args.command]
+        return int(run(args))
     except (AuditError, OSError) as exc:
         if args.verbose:
             traceback.print_exc()
@@ -98,30 +105,20 @@ def _progress(count: int) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    verifier = Verifier(_keys(args.key))
-    files = read_into(verifier, args.paths, _progress)
-    report = verifier.finish()
+    report = verify_paths(args.paths, _keys(args.key), progress=_progress)
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_json(strict=args.strict)).decode() + "\n")
     else:
-        print_report(report, files, strict=args.strict)
+        print_report(report, strict=args.strict)
     return EXIT_OK if report.intact(strict=args.strict) else EXIT_FAIL
 
 
-def print_report(report: Report, files: int, *, strict: bool, out: TextIO | None = None) -> None:
+def print_report(report: Report, *, strict: bool, out: TextIO | None = None) -> None:
+    """One line per finding, then the verdict."""
     stream = out or sys.stdout
     for finding in report.findings:
         print(finding, file=stream)
-    closed = sum(1 for s in report.streams if s.closed)
-    checkpoints = sum(s.verified_checkpoints for s in report.streams)
-    verdict = "INTACT" if report.intact(strict=strict) else "INTEGRITY FAILURE"
-    errors, warnings = len(report.errors), len(report.warnings)
-    print(
-        f"{verdict}: {report.records:,} records in {len(report.streams)} stream(s) "
-        f"({closed} closed) from {files} file(s); {checkpoints} checkpoints verified; "
-        f"{errors} error(s), {warnings} warning(s)",
-        file=stream,
-    )
+    print(report.summary(strict=strict), file=stream)
 
 
 def _prove(args: argparse.Namespace) -> int:
@@ -150,16 +147,9 @@ def _verify_proof(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from otel_audit._demo import run_demo  # noqa: PLC0415 - keeps `verify` start-up light
-
-    return run_demo(Path(args.out))
-
-
 _COMMANDS = {
     "keygen": _keygen,
     "verify": _verify,
     "prove": _prove,
     "verify-proof": _verify_proof,
-    "demo": _demo,
 }

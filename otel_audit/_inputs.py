@@ -13,12 +13,14 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from otel_audit.errors import InputError
-from otel_audit.verify import Verifier
+
+if TYPE_CHECKING:
+    from otel_audit.verify import Verifier
 
 __all__ = ["iter_input_files", "read_into"]
 

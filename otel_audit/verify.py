@@ -27,17 +27,18 @@ Finding kinds (severity ``error`` unless noted):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from otel_audit._canonical import canonicalize
+from otel_audit._inputs import read_into
 from otel_audit._merkle import CompactRange
 from otel_audit._note import Checkpoint, parse_checkpoint, verify_note
 from otel_audit.errors import AuditError
 from otel_audit.keys import VerifierKey
 
-__all__ = ["Finding", "Report", "StreamSummary", "Verifier"]
+__all__ = ["Finding", "Report", "StreamSummary", "Verifier", "verify_paths"]
 
 Severity = Literal["error", "warning"]
 _GENESIS = "sha256:" + "0" * 64
@@ -117,6 +118,7 @@ class Report:
     streams: list[StreamSummary]
     records: int
     duplicates: int
+    files: int = 0
 
     @property
     def errors(self) -> list[Finding]:
@@ -132,6 +134,17 @@ class Report:
 
     def kinds(self) -> set[str]:
         return {f.kind for f in self.findings}
+
+    def summary(self, *, strict: bool = False) -> str:
+        """The verdict line, e.g. ``INTACT: 3,506 records in 2 stream(s) ...``."""
+        closed = sum(1 for s in self.streams if s.closed)
+        checkpoints = sum(s.verified_checkpoints for s in self.streams)
+        verdict = "INTACT" if self.intact(strict=strict) else "INTEGRITY FAILURE"
+        return (
+            f"{verdict}: {self.records:,} records in {len(self.streams)} stream(s) "
+            f"({closed} closed) from {self.files} file(s); {checkpoints} checkpoints "
+            f"verified; {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        )
 
     def to_json(self, *, strict: bool = False) -> dict[str, Any]:
         return {
@@ -608,3 +621,17 @@ def _ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
 
 def _finding_order(f: Finding) -> tuple[str, int, str]:
     return (f.origin or "", -1 if f.first_seq is None else f.first_seq, f.kind)
+
+
+def verify_paths(
+    paths: Iterable[str],
+    keys: Sequence[VerifierKey] = (),
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Verify every record in the files and directories named (see docs/format.md §7)."""
+    verifier = Verifier(keys)
+    files = read_into(verifier, list(paths), progress)
+    report = verifier.finish()
+    report.files = files
+    return report
