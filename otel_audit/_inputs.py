@@ -34,7 +34,8 @@ def iter_input_files(paths: list[str]) -> Iterator[Path]:
         path = Path(name)
         if path.is_dir():
             for sub in sorted(path.rglob("*")):
-                if sub.is_file() and not sub.name.startswith(".") and _looks_like_records(sub):
+                hidden = any(part.startswith(".") for part in sub.relative_to(path).parts)
+                if not hidden and sub.is_file() and _looks_like_records(sub):
                     yield sub
         elif path.is_file():
             yield path

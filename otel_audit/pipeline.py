@@ -40,6 +40,7 @@ internal_log.propagate = False
 if not internal_log.handlers:
     internal_log.addHandler(logging.StreamHandler())  # stderr; never the app's handlers
 
+_WAKE: dict[str, Any] = {}  # queued by flush/close to end the worker's idle wait
 _MAX_SAFE_STR = 1024
 _MAX_SAFE_ITEMS = 64
 _MAX_SAFE_DEPTH = 6
@@ -76,7 +77,7 @@ def _safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 2**53):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+        return value if math.isfinite(value) and abs(value) < 2**53 else repr(value)
     if isinstance(value, str):
         text = value.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
         return text if len(text) <= _MAX_SAFE_STR else text[:_MAX_SAFE_STR] + "…[truncated]"
@@ -141,7 +142,11 @@ class _Spill:
             self._counter += 1
             name = f"spill-{time.time_ns():020d}-{os.getpid()}-{self._counter:06d}.jsonl"
             self._file = open(self.directory / name, "ab")  # noqa: SIM115 - kept open
-        self._file.write(orjson.dumps(record) + b"\n")
+        try:
+            line = orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, ValueError):  # not JSON: keep a safe copy; validation will refuse it
+            line = orjson.dumps(_safe(record))
+        self._file.write(line + b"\n")
         self._file.flush()
 
     def seal_current(self) -> None:
@@ -248,6 +253,8 @@ class AuditPipeline:
             self._flush_wanted += 1
             ticket = self._flush_wanted
             self._cond.notify_all()
+        self._wake()
+        with self._cond:
             while self._flush_done < ticket:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._worker.is_alive():
@@ -262,8 +269,14 @@ class AuditPipeline:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._wake()
         self._worker.join(timeout)
         return not self._worker.is_alive() and self._flush_ok
+
+    def _wake(self) -> None:
+        """Wake the worker from its idle wait (a full queue means it is busy anyway)."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_WAKE)
 
     # -- the worker ---------------------------------------------------------------------
 
@@ -324,7 +337,7 @@ class AuditPipeline:
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        return batch
+        return [item for item in batch if item is not _WAKE]
 
     def _seal(self, batch: list[dict[str, Any]]) -> None:
         for record in batch:
@@ -335,9 +348,15 @@ class AuditPipeline:
                 violations = [Violation("$", "internal", f"validator failed: {exc!r}")]
             if violations:
                 self.stats.violations += 1
-                self.sealer.seal(
-                    violation_record(record, violations, application=self.service_name)
-                )
+                try:
+                    replacement = violation_record(
+                        record, violations, application=self.service_name
+                    )
+                except Exception:  # noqa: BLE001 - input so odd that even a safe copy fails
+                    replacement = violation_record(
+                        "<unreadable>", violations, application=self.service_name
+                    )
+                self.sealer.seal(replacement)
             else:
                 self.sealer.seal(record)
             self.stats.sealed += 1
@@ -416,6 +435,7 @@ class AuditPipeline:
                 path.unlink()
 
     def _report(self, message: str) -> None:
+        internal_log.disabled = False  # dictConfig(disable_existing_loggers=True) must not mute us
         internal_log.warning("otel-audit: %s", message)
         if self._alert is not None:
             with contextlib.suppress(Exception):  # an alert hook must not break the pipeline
