@@ -1,0 +1,158 @@
+"""The handler's settings: keyword arguments first, then ``OTEL_AUDIT_*`` variables, then defaults.
+
+Every keyword of :class:`~otel_audit_logging.AuditHandler` has an environment variable
+``OTEL_AUDIT_<KEYWORD IN UPPER CASE>``, read only when the keyword is not given (or is
+``None``). ``service_name`` falls back to OpenTelemetry's own ``OTEL_SERVICE_NAME``.
+Values may arrive as strings (from the environment, or from a JSON/YAML logging
+configuration); a value that does not parse raises :class:`ValueError` naming the
+keyword or variable it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ENV_PREFIX", "HandlerSettings", "resolve_settings"]
+
+ENV_PREFIX = "OTEL_AUDIT_"
+DEFAULT_STORE = "./audit-log"
+DEFAULT_SERVICE = "unknown_service"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class HandlerSettings:
+    """The resolved configuration of one handler (paths are absolute)."""
+
+    store: Path
+    key_file: Path | None
+    key_name: str | None
+    service_name: str
+    checkpoint_every: int
+    checkpoint_interval_ms: int
+    fsync_interval_ms: int
+    strict: bool
+    level: int
+    disabled: bool
+
+
+class _Source:
+    """Where each value comes from: the keyword if given, else the environment."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def pick(self, keyword: str, given: object) -> tuple[object, str] | None:
+        """``(value, name to cite in errors)``, or None when neither is set."""
+        if given is not None:
+            return given, f"{keyword}="
+        variable = ENV_PREFIX + keyword.upper()
+        if variable in self.environ:
+            return self.environ[variable], variable
+        return None
+
+    def text(self, keyword: str, given: object, default: str | None) -> str | None:
+        picked = self.pick(keyword, given)
+        if picked is None:
+            return default
+        value, where = picked
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"{where} must be a string, not {type(value).__name__}")
+        text = os.fspath(value)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where} must be a non-empty string")
+        return text
+
+    def integer(self, keyword: str, given: object, default: int, minimum: int) -> int:
+        picked = self.pick(keyword, given)
+        if picked is None:
+            return default
+        value, where = picked
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str):
+            try:
+                number = int(value.strip(), 10)
+            except ValueError:
+                number = None
+        if number is None or number < minimum:
+            raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
+        return number
+
+    def boolean(self, keyword: str, given: object, default: bool) -> bool:
+        picked = self.pick(keyword, given)
+        if picked is None:
+            return default
+        value, where = picked
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+        raise ValueError(
+            f"{where} must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}"
+        )
+
+    def level(self, given: object) -> int:
+        picked = self.pick("level", given)
+        if picked is None:
+            return logging.NOTSET
+        value, where = picked
+        if isinstance(value, str):
+            value = value.strip()
+            value = int(value) if value.isdigit() else value.upper()
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, str):
+            number = logging.getLevelName(value)
+            if isinstance(number, int):
+                return number
+        raise ValueError(f"{where} must be a logging level name or number, got {value!r}")
+
+
+def resolve_settings(
+    *,
+    store: object = None,
+    key_file: object = None,
+    key_name: object = None,
+    service_name: object = None,
+    checkpoint_every: object = None,
+    checkpoint_interval_ms: object = None,
+    fsync_interval_ms: object = None,
+    strict: object = None,
+    level: object = None,
+    disabled: object = None,
+    environ: Mapping[str, str] | None = None,
+) -> HandlerSettings:
+    """Resolve every setting (keyword → ``OTEL_AUDIT_*`` → default); ValueError if malformed."""
+    source = _Source(os.environ if environ is None else environ)
+    store_text = source.text("store", store, None) or DEFAULT_STORE
+    key_text = source.text("key_file", key_file, None)
+    service = source.text("service_name", service_name, None)
+    if service is None:
+        service = source.environ.get("OTEL_SERVICE_NAME", "").strip() or DEFAULT_SERVICE
+    return HandlerSettings(
+        # absolute now: a later chdir must not move the audit log
+        store=Path(store_text).expanduser().absolute(),
+        key_file=None if key_text is None else Path(key_text).expanduser().absolute(),
+        key_name=source.text("key_name", key_name, None),
+        service_name=service,
+        checkpoint_every=source.integer("checkpoint_every", checkpoint_every, 1024, 1),
+        checkpoint_interval_ms=source.integer(
+            "checkpoint_interval_ms", checkpoint_interval_ms, 1000, 1
+        ),
+        fsync_interval_ms=source.integer("fsync_interval_ms", fsync_interval_ms, 50, 0),
+        strict=source.boolean("strict", strict, False),
+        level=source.level(level),
+        disabled=source.boolean("disabled", disabled, False),
+    )

@@ -1,0 +1,294 @@
+"""``AuditHandler``: the stdlib ``logging`` front door into the otel-audit pipeline (DESIGN §2).
+
+Only records carrying ``extra={"audit": {...}}`` become audit records; the handler
+ignores every other record. On the caller's thread it composes the record (no I/O) and
+hands it to an :class:`~otel_audit.pipeline.AuditPipeline`, whose worker validates,
+seals and writes it to a :class:`~otel_audit.store.LocalStore`.
+
+The pipeline starts at the first audit record, not at construction: a process that
+never audits writes no stream, and a server that configures logging and then forks
+workers gets one origin per worker (DESIGN §4). The key file, if configured, is loaded
+at construction, so a wrong path fails ``dictConfig`` rather than the first audit call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Final
+
+from otel_audit.errors import AuditError, AuditValidationError, KeyFormatError, Violation
+from otel_audit.keys import SigningKey
+from otel_audit.pipeline import AuditPipeline, violation_record
+from otel_audit.store import LocalStore
+from otel_audit_logging._annotation import Rejected, compose
+from otel_audit_logging._config import HandlerSettings, resolve_settings
+from otel_audit_logging._context import current_audit_context
+
+__all__ = ["GENERATED_KEY_FILE", "AuditHandler"]
+
+#: Where a handler without ``key_file`` keeps its generated development key.
+GENERATED_KEY_FILE: Final = "audit.key"
+_DEV_KEY_NAME: Final = "otel-audit-dev"
+_SPILL_DIR: Final = ".spill"
+_RETRY_START_S: Final = 1.0  # after a failed start, audit records are lost for this long
+_FLUSH_TIMEOUT_S: Final = 30.0
+
+_internal = logging.getLogger("otel_audit.internal")  # the core's non-propagating logger
+
+_live: weakref.WeakSet[AuditHandler] = weakref.WeakSet()  # handlers with a running pipeline
+_inherited: list[AuditPipeline] = []  # a forked child's copies of its parent's pipelines
+_exiting = False
+
+
+def _report(level: int, message: str, *args: object) -> None:
+    # dictConfig(disable_existing_loggers=True) disables loggers it does not name;
+    # a lost audit record must still be reported.
+    _internal.disabled = False
+    _internal.log(level, "otel-audit: " + message, *args)
+
+
+class _Unavailable(Exception):  # noqa: N818 - internal signal: the pipeline cannot run now
+    pass
+
+
+class AuditHandler(logging.Handler):
+    """Seal annotated log records into a tamper-evident local audit log.
+
+    ``logger.info("...", extra={"audit": {"category": ..., "action": ..., ...}})``
+
+    Every keyword is optional and falls back to an ``OTEL_AUDIT_*`` environment variable
+    (see the README). With ``strict=True`` a bad annotation raises
+    :class:`~otel_audit.errors.AuditValidationError` at the log call; otherwise it is
+    sealed as a ``security``/``AUDIT_SCHEMA_VIOLATION`` record and the call returns
+    normally. No other error ever reaches the application.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: str | os.PathLike[str] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        key_name: str | None = None,
+        service_name: str | None = None,
+        checkpoint_every: int | str | None = None,
+        checkpoint_interval_ms: int | str | None = None,
+        fsync_interval_ms: int | str | None = None,
+        strict: bool | str | None = None,
+        level: int | str | None = None,
+        disabled: bool | str | None = None,
+    ) -> None:
+        settings = resolve_settings(
+            store=store,
+            key_file=key_file,
+            key_name=key_name,
+            service_name=service_name,
+            checkpoint_every=checkpoint_every,
+            checkpoint_interval_ms=checkpoint_interval_ms,
+            fsync_interval_ms=fsync_interval_ms,
+            strict=strict,
+            level=level,
+            disabled=disabled,
+        )
+        super().__init__(settings.level)
+        self.settings: HandlerSettings = settings
+        self._signer: SigningKey | None = None
+        if settings.key_file is not None and not settings.disabled:
+            self._signer = SigningKey.from_file(settings.key_file, name=settings.key_name)
+        self._pipeline: AuditPipeline | None = None
+        self._start_lock = threading.Lock()
+        self._failed_at = -_RETRY_START_S
+        self._start_error = ""
+
+    # -- logging.Handler -------------------------------------------------------------------
+
+    @property
+    def strict(self) -> bool:
+        return self.settings.strict
+
+    @property
+    def pipeline(self) -> AuditPipeline | None:
+        """The running pipeline (None before the first audit record and after close)."""
+        return self._pipeline
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Seal ``record`` if it carries an ``audit`` annotation; ignore it otherwise."""
+        annotation = record.__dict__.get("audit", _ABSENT)
+        if annotation is _ABSENT or self.settings.disabled:
+            return
+        try:
+            pipeline = self._pipeline or self._start()
+            try:
+                prepared = compose(
+                    annotation,
+                    record,
+                    current_audit_context(),
+                    application=self.settings.service_name,
+                )
+            except Rejected as rejected:
+                if self.settings.strict:
+                    raise AuditValidationError(rejected.violations) from None
+                prepared = self._violation(rejected.offending, rejected.violations)
+            self._submit(pipeline, prepared)
+        except AuditValidationError:
+            if self.settings.strict:
+                raise
+            self.handleError(record)
+        except _Unavailable as exc:
+            _report(logging.ERROR, "audit record LOST (logger %s): %s", record.name, exc)
+        except Exception:  # noqa: BLE001 - logging's contract: report, never raise
+            self.handleError(record)
+
+    def flush(self) -> bool:  # type: ignore[override]  # logging ignores the result
+        """Wait until every audit record so far is sealed and durable; False on failure."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return True
+        return pipeline.flush(_FLUSH_TIMEOUT_S)
+
+    def close(self) -> None:
+        """Seal what is queued, write the STREAM_END checkpoint and close the store.
+
+        Idempotent. Logging calls it at interpreter exit (``logging.shutdown``). An audit
+        record emitted after ``close`` starts a new stream.
+        """
+        self.acquire()  # waits for emits in progress (``handle`` holds the same lock)
+        try:
+            pipeline, self._pipeline = self._pipeline, None
+            _live.discard(self)
+            if pipeline is not None and not pipeline.close(_FLUSH_TIMEOUT_S):
+                _report(
+                    logging.ERROR,
+                    "audit pipeline of %s did not close cleanly (stats %s); the stream may "
+                    "be left open",
+                    self.settings.store,
+                    pipeline.stats.as_dict(),
+                )
+        finally:
+            self.release()
+        super().close()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} {str(self.settings.store)!r} ({level})>"
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _violation(self, offending: Any, violations: list[Violation]) -> dict[str, Any]:
+        return violation_record(offending, violations, application=self.settings.service_name)
+
+    def _submit(self, pipeline: AuditPipeline, prepared: dict[str, Any]) -> None:
+        try:
+            pipeline.submit(prepared)
+        except AuditValidationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a spill file cannot hold the record
+            violation = Violation("$", "internal", f"cannot queue the record: {type(exc).__name__}")
+            pipeline.submit(self._violation(prepared, [violation]))
+
+    def _start(self) -> AuditPipeline:
+        with self._start_lock:
+            if self._pipeline is not None:
+                return self._pipeline
+            if _exiting:
+                raise _Unavailable("the interpreter is shutting down (audit handlers are closed)")
+            if time.monotonic() - self._failed_at < _RETRY_START_S:
+                raise _Unavailable(self._start_error)
+            try:
+                self._pipeline = self._open()
+            except (AuditError, OSError, ValueError) as exc:
+                self._failed_at = time.monotonic()
+                self._start_error = f"cannot start the audit pipeline: {exc}"
+                raise _Unavailable(self._start_error) from None
+            _live.add(self)
+            return self._pipeline
+
+    def _open(self) -> AuditPipeline:
+        settings = self.settings
+        signer = self._signer or _development_key(settings.store, settings.key_name)
+        store = LocalStore(settings.store, fsync_interval_ms=settings.fsync_interval_ms)
+        try:
+            return AuditPipeline(
+                signer,
+                [store],
+                service_name=settings.service_name,
+                strict=settings.strict,
+                checkpoint_every=settings.checkpoint_every,
+                checkpoint_interval_ms=settings.checkpoint_interval_ms,
+                previous_checkpoint=store.previous_checkpoint(),
+                spill_dir=settings.store / _SPILL_DIR,
+            )
+        except BaseException:
+            store.close()
+            raise
+
+
+_ABSENT: Final = object()
+
+
+def _development_key(store: Path, name: str | None) -> SigningKey:
+    """Load ``<store>/audit.key``, creating it first if needed; warn that it is for development."""
+    path = store / GENERATED_KEY_FILE
+    created = False
+    for _ in range(100):
+        try:
+            key = SigningKey.from_file(path)
+            break
+        except FileNotFoundError:
+            pass
+        except KeyFormatError:
+            # another process may be between writing the key and its .vkey
+            if Path(f"{path}.vkey").exists():
+                raise
+            time.sleep(0.01)
+            continue
+        store.mkdir(parents=True, exist_ok=True, mode=0o750)
+        key = SigningKey.generate(name or _DEV_KEY_NAME)
+        try:
+            key.write(path)
+        except FileExistsError:
+            continue  # another process won the race: load its key
+        created = True
+        break
+    else:
+        raise AuditError(f"cannot create or load the development key {path}")
+    _report(
+        logging.WARNING,
+        "%s the development signing key %s: anyone who can change the audit log can also "
+        "re-sign it with this key. Configure key_file= (OTEL_AUDIT_KEY_FILE) for production; "
+        "verify with --key %s.vkey",
+        "generated" if created else "using",
+        path,
+        path,
+    )
+    return key
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close every running pipeline (runs before ``logging.shutdown``, which is registered
+    earlier): covers handlers that logging no longer tracks."""
+    global _exiting  # noqa: PLW0603 - one process-wide flag
+    _exiting = True
+    for handler in list(_live):
+        handler.close()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not feed its parent's pipeline (its worker thread is gone):
+    its next audit record starts a pipeline of its own (its own origin)."""
+    for handler in list(_live):
+        if handler._pipeline is not None:
+            _inherited.append(handler._pipeline)  # never closed here: it is the parent's
+        handler._pipeline = None
+        handler._start_lock = threading.Lock()
+    _live.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
