@@ -14,9 +14,8 @@ import logging.config
 import sys
 from pathlib import Path
 
-from otel_audit_logging import audit_config_change, audit_context, audit_permission_change
-
 from otel_audit.keys import SigningKey
+from otel_audit_logging import audit_config_change, audit_context, audit_permission_change
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "dictconfig-demo")
 key_file = out / "signing.key"

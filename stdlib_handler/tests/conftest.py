@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from otel_audit_logging import AuditHandler
 
 from otel_audit.keys import SigningKey
+from otel_audit_logging import AuditHandler
 
 _ENV = (
     "OTEL_AUDIT_STORE",

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from handler_support import app_records, assert_intact
-from otel_audit_logging import AuditHandler, audit_context
 
 from otel_audit.errors import AuditValidationError
+from otel_audit_logging import AuditHandler, audit_context
 
 MakeHandler = Callable[..., AuditHandler]
 MakeLogger = Callable[[logging.Handler], logging.Logger]

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import otel_audit_logging
 import pytest
 from handler_support import app_records, assert_intact, read_records
+
+import otel_audit_logging
 from otel_audit_logging import AuditHandler, _handler, audit_context
 
 MakeHandler = Callable[..., AuditHandler]

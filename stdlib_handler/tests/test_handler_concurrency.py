@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from handler_support import app_records, assert_intact, read_records
+
 from otel_audit_logging import AuditHandler, audit_context, audit_read
 
 MakeHandler = Callable[..., AuditHandler]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from handler_support import app_records, assert_intact, read_records
+
 from otel_audit_logging import AuditHandler
 
 AUDIT: dict[str, Any] = {

@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from handler_support import app_records, assert_intact
+
 from otel_audit_logging import (
     AuditASGIMiddleware,
     AuditHandler,
@@ -43,7 +44,7 @@ def _serve(app: Any) -> tuple[WSGIServer, threading.Thread]:
 def _get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
     url = f"http://127.0.0.1:{port}{path}"
     request = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as response:
         return response.status, response.read()
 
 

@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from otel_audit_logging._annotation import Rejected, compose
-from otel_audit_logging._context import AuditContext
 
 from otel_audit.pipeline import violation_record
 from otel_audit.schema import validate
+from otel_audit_logging._annotation import Rejected, compose
+from otel_audit_logging._context import AuditContext
 
 _FIELDS = (
     "category",
