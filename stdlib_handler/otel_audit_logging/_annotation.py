@@ -103,6 +103,36 @@ def _copy(value: Any, depth: int) -> Any:
     raise _NotPlain
 
 
+# orjson refuses what is not plain JSON (other types, subclasses, non-str keys, ints
+# beyond 64 bits, lone surrogates) except UUIDs and enums, which it writes as strings.
+_COPY_OPTIONS: Final = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_STRICT_INTEGER
+)
+
+
+def _plain_copy(annotation: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A fresh copy through orjson (C speed) when the annotation is plain JSON without
+    ``null``; None sends the caller to the walking copy, which also drops ``None``."""
+    if type(annotation) is not dict:
+        return None
+    try:
+        data = orjson.dumps(annotation, option=_COPY_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
+    if b"null" in data:  # a None to drop (or just the word in a string: the slow path is exact)
+        return None
+    copied: dict[str, Any] = orjson.loads(data)
+    return copied
+
+
+def _same(value: Any, depth: int) -> Any:
+    """The copy function for data that :func:`_plain_copy` has copied already."""
+    return value
+
+
 def _lenient(value: Any, depth: int = 0) -> Any:
     """Like :func:`_copy`, but keeps what is not plain as it is, for the validator to name."""
     if depth >= _MAX_DEPTH:
@@ -148,7 +178,11 @@ def compose(
             annotation,
         )
     try:
-        out = _build(annotation, record, bound, application, _copy)
+        plain = _plain_copy(annotation)
+        if plain is not None:
+            out = _build(plain, record, bound, application, _same)
+        else:
+            out = _build(annotation, record, bound, application, _copy)
     except _NotPlain:
         out = _build(annotation, record, bound, application, _lenient)
         try:
@@ -218,7 +252,7 @@ def _build(
         out["actor"] = actor
 
     resource = annotation.get("resource")
-    if isinstance(resource, tuple) and len(resource) == 2:
+    if isinstance(resource, (tuple, list)) and len(resource) == 2:  # ("type", "id")
         resource = {"type": resource[0], "id": resource[1]}
     if resource is not None:
         out["resource"] = copy(resource, 1)

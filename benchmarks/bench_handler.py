@@ -1,0 +1,120 @@
+"""``logger.info`` throughput and caller latency: AuditHandler against plain JSON logging.
+
+Three handlers, one run, the same annotated call:
+
+* ``null``        a do-nothing ``logging.Handler`` (the cost of the logging module itself)
+* ``json-logger`` python-json-logger's ``JsonFormatter`` on a ``FileHandler`` (no sealing)
+* ``audit``       ``AuditHandler`` into a local store: validated, sealed, checkpointed,
+                  written and fsynced in groups off the caller's thread
+
+Throughput counts until everything is on disk (``flush()`` included for the audit
+handler). Latency is the caller's time per call (p50/p99 of ``perf_counter_ns``).
+Targets (issue 3): audit >= 0.8x json-logger throughput, p99 caller latency <= 50 µs.
+
+Run: ``.venv/bin/python benchmarks/bench_handler.py [--calls N] [--rounds R]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from otel_audit.keys import SigningKey
+from otel_audit_logging import AuditHandler
+
+ANNOTATION: dict[str, Any] = {
+    "category": "data_access",
+    "action": "READ",
+    "actor": {"user_id": "alice@example.com", "session_id": "sess_abc123", "role": "admin"},
+    "resource": {"type": "customer", "id": "c-12345", "table": "customers"},
+    "context": {"source_ip": "198.51.100.7", "api_endpoint": "/api/v1/customers/12345"},
+    "result": {"status": "SUCCESS", "response_code": 200, "affected_records": 1},
+    "risk_level": "MEDIUM",
+    "gdpr_context": {
+        "lawful_basis": "contract",
+        "data_subject_id": "ds_789",
+        "processing_purpose": "customer_service",
+    },
+}
+
+
+class NullHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def run(
+    handler: logging.Handler, calls: int, finish: Callable[[], object]
+) -> tuple[float, list[int]]:
+    log = logging.getLogger(f"bench.{id(handler)}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    extra = {"audit": ANNOTATION}
+    latencies = [0] * calls
+    clock = time.perf_counter_ns
+    start = time.perf_counter()
+    for i in range(calls):
+        t0 = clock()
+        log.info("customer viewed", extra=extra)
+        latencies[i] = clock() - t0
+    finish()
+    elapsed = time.perf_counter() - start
+    log.removeHandler(handler)
+    return elapsed, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, list[tuple[float, list[int]]]] = {"null": [], "json-logger": [], "audit": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        key_file = Path(tmp) / "bench.key"
+        SigningKey.generate("bench").write(key_file)
+        for r in range(args.rounds):
+            null = NullHandler()
+            results["null"].append(run(null, args.calls, lambda: None))
+
+            plain = logging.FileHandler(Path(tmp) / f"plain-{r}.jsonl")
+            plain.setFormatter(JsonFormatter())
+            results["json-logger"].append(run(plain, args.calls, plain.flush))
+            plain.close()
+
+            audit = AuditHandler(store=str(Path(tmp) / f"store-{r}"), key_file=str(key_file))
+            results["audit"].append(run(audit, args.calls, audit.flush))
+            audit.close()
+
+    def rate(name: str) -> float:
+        return args.calls / statistics.median(elapsed for elapsed, _ in results[name])
+
+    def pct(name: str, q: float) -> float:
+        merged = sorted(x for _, lat in results[name] for x in lat)
+        return merged[int(q * (len(merged) - 1))] / 1000
+
+    base = rate("json-logger")
+    print(f"{args.calls:,} logger.info calls per handler, median of {args.rounds} rounds")
+    print(f"{'handler':14} {'calls/s':>12} {'vs json-logger':>15} {'p50 µs':>8} {'p99 µs':>8}")
+    for name in results:
+        print(
+            f"{name:14} {rate(name):>12,.0f} {rate(name) / base:>14.2f}x "
+            f"{pct(name, 0.50):>8.1f} {pct(name, 0.99):>8.1f}"
+        )
+    ratio, p99 = rate("audit") / base, pct("audit", 0.99)
+    print(
+        f"targets: throughput >= 0.8x json-logger: {'met' if ratio >= 0.8 else 'NOT met'} "
+        f"({ratio:.2f}x); p99 <= 50 µs: {'met' if p99 <= 50 else 'NOT met'} ({p99:.1f} µs)"
+    )
+
+
+if __name__ == "__main__":
+    main()
