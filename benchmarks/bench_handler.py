@@ -95,7 +95,7 @@ def main() -> None:
             audit.close()
 
     def rate(name: str) -> float:
-        return args.calls / statistics.median(elapsed for elapsed, _ in results[name])
+        return float(args.calls / statistics.median(e for e, _ in results[name]))
 
     def pct(name: str, q: float) -> float:
         merged = sorted(x for _, lat in results[name] for x in lat)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypedDict
@@ -242,27 +243,32 @@ def _timestamp(ms: int) -> str:
 
 
 # UUIDv7 (RFC 9562 §5.7): 48-bit Unix ms, version 7, 12 bits rand_a, variant 0b10, 62 bits
-# rand_b. Here the 74 bits after the version are a 46-bit counter (rand_a, then 2 + 32 bits
-# of rand_b) and 28 fresh random bits: RFC 9562 §6.2 method 1 ("fixed bit-length dedicated
-# counter"), never reset, started at a random value in each process. So the ids of one
-# process are unique even within a millisecond and sort in issue order, and the random
-# start and tail keep other processes' ids apart. next() on an itertools.count is atomic
-# under the GIL: no lock is needed. The id is assembled as hex text from parts, because
-# bit operations on ints of more than 30 bits are slow in CPython.
+# rand_b. Here the 74 bits after the version are a 42-bit counter (rand_a and the top 30
+# bits of rand_b) and 32 fresh random bits: RFC 9562 §6.2 method 1 ("fixed bit-length
+# dedicated counter"), never reset, started at a random value below 2**41 in each process.
+# So the ids of one process are unique even within a millisecond and sort in issue order
+# (until 2**41 ids later the counter wraps), and the random start and tail keep other
+# processes' ids apart. next() on an itertools.count is atomic under the GIL: no lock.
+# The text is assembled from a per-millisecond prefix and 8 packed bytes, because bit
+# operations and hex formatting of large ints are slow in CPython.
 _MAX_MS: Final = (1 << 48) - 1
+_COUNTER_START_BITS: Final = 41
+_LOW_MASK: Final = (1 << 30) - 1  # counter bits in rand_b
+_VARIANT: Final = 0b10 << 30  # on top of them
+_pack_tail = struct.Struct(">II").pack
 
 _rng = random.Random()  # noqa: S311 -- for uniqueness, not secrecy; seeded from os.urandom
 _random_bits = _rng.getrandbits
-_counter = itertools.count(_random_bits(45))  # at least 2**45 ids before the counter wraps
-_last_ms = 0
-_prefix: tuple[int, int, str] = (-1, -1, "")  # (ms, counter >> 32, "evt_" + 17 hex digits)
+_counter = itertools.count(_random_bits(_COUNTER_START_BITS))
+_last_ms = 0  # the last clock reading, in ms
+_prefix: tuple[int, int, str] = (-1, -1, "")  # (ms, counter >> 30, "evt_" + 16 hex digits)
 
 
 def _reseed_after_fork() -> None:
     """A forked child must not repeat its parent's counter and random stream."""
     global _counter  # noqa: PLW0603
     _rng.seed()
-    _counter = itertools.count(_random_bits(45))
+    _counter = itertools.count(_random_bits(_COUNTER_START_BITS))
 
 
 if hasattr(os, "register_at_fork"):
@@ -272,31 +278,31 @@ if hasattr(os, "register_at_fork"):
 def new_event_id(now_ns: int | None = None) -> str:
     """A new ``evt_`` + UUIDv7 hex id; the ids of one process are unique and increase.
 
-    The time part is ``now_ns`` (default: the clock) in ms, but never less than the last
-    id's: if the clock steps back, ids keep the last millisecond and stay ordered.
+    The time part is ``now_ns`` in ms. Without ``now_ns`` it is the clock's, but never less
+    than the last clock reading's: if the clock steps back, ids keep the last millisecond
+    and stay in order. An explicit ``now_ns`` (e.g. a replayed event's) is used as given.
     """
-    return _event_id((time.time_ns() if now_ns is None else now_ns) // _NS_PER_MS)
+    if now_ns is None:
+        return _event_id(time.time_ns() // _NS_PER_MS, monotonic=True)
+    return _event_id(now_ns // _NS_PER_MS, monotonic=False)
 
 
-def _event_id(ms: int) -> str:
+def _event_id(ms: int, *, monotonic: bool) -> str:
     global _last_ms, _prefix  # noqa: PLW0603 -- benign races: the counter keeps ids unique
-    if ms > _last_ms:
-        if ms > _MAX_MS:
-            raise ValueError("time beyond the UUIDv7 range (year 10889)")
-        _last_ms = ms
-    elif ms < _last_ms:
-        if ms < 0:
-            raise ValueError("time before 1970")
-        ms = _last_ms
+    if monotonic:
+        if ms < _last_ms:
+            ms = _last_ms
+        else:
+            _last_ms = ms
+    if not 0 <= ms <= _MAX_MS:
+        raise ValueError("event id time must lie between 1970 and 10889")
     count = next(_counter)
-    high = count >> 32
+    high = count >> 30
     prefix = _prefix
     if prefix[1] != high or prefix[0] != ms:
-        bits = high & 0x3FFF  # rand_a, then the 2 bits after the variant
-        prefix = (ms, high, f"evt_{ms:012x}7{bits >> 2:03x}{0x8 | (bits & 0x3):x}")
+        prefix = (ms, high, f"evt_{ms:012x}7{high & 0xFFF:03x}")
         _prefix = prefix
-    # %-formatting: measurably cheaper than an f-string with format specs here
-    return "%s%08x%07x" % (prefix[2], count & 0xFFFFFFFF, _random_bits(28))  # noqa: UP031
+    return prefix[2] + _pack_tail(_VARIANT | (count & _LOW_MASK), _random_bits(32)).hex()
 
 
 # --------------------------------------------------------------------------------------
@@ -364,13 +370,16 @@ def build(
     ``{"status": "SUCCESS"}``. ``risk_level`` goes into ``metadata`` (and wins over a
     ``risk_level`` there). ``timestamp`` and ``event_id`` default to ones made from
     ``now_ns`` (default: the clock, read once for both).
+
+    Every dict and list is copied, a tuple becomes a list, and ``None`` values in
+    mappings are dropped (``None`` inside a list is kept, for the validator to report).
     """
     if timestamp is None or event_id is None:
         ms = (time.time_ns() if now_ns is None else now_ns) // _NS_PER_MS
         if timestamp is None:
             timestamp = _timestamp(ms)
         if event_id is None:
-            event_id = _event_id(ms)
+            event_id = _event_id(ms, monotonic=now_ns is None)
     record: dict[str, Any] = {
         "timestamp": timestamp,
         "event_id": event_id,

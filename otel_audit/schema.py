@@ -467,9 +467,23 @@ def _in_enum(node: _Node, value: Any) -> bool:
 
 
 def _walk(node: _Node, value: Any, parts: Path, report: _Report, rem: int | None) -> None:
+    """Check one value: the rules of every value (no null, well-formed strings and keys,
+    finite numbers), then the keywords of ``node``."""
     if value is None:
         report.add(parts, "null", "null is not allowed; omit the key instead")
         return
+    if isinstance(value, str):
+        if not value.isascii() and _has_surrogate(value):
+            report.add(parts, "surrogate", "string contains a lone UTF-16 surrogate")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            report.add(parts, "finite", "number must be finite (no NaN or Infinity)")
+    elif isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                report.add((*parts, key), "type", "object keys must be strings")
+            elif not key.isascii() and _has_surrogate(key):
+                report.add((*parts, key), "surrogate", "property name contains a lone surrogate")
     _apply(node, value, parts, report, rem)
 
 
@@ -491,22 +505,21 @@ def _apply(node: _Node, value: Any, parts: Path, report: _Report, rem: int | Non
         return
 
     if isinstance(value, str):
-        if not value.isascii() and _has_surrogate(value):
-            report.add(parts, "surrogate", "string contains a lone UTF-16 surrogate")
         if node.max_len is not None and len(value) > node.max_len:
             report.add(parts, "maxLength", f"longer than {node.max_len} characters")
         if node.min_len is not None and len(value) < node.min_len:
             report.add(parts, "minLength", f"shorter than {node.min_len} characters")
         if node.pattern is not None and not node.pattern.search(value):
             report.add(parts, "pattern", _pattern_message(node))
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and not math.isfinite(value):
-            report.add(parts, "finite", "number must be finite (no NaN or Infinity)")
-        else:
-            if node.minimum is not None and value < node.minimum:
-                report.add(parts, "minimum", f"less than {node.minimum}")
-            if node.maximum is not None and value > node.maximum:
-                report.add(parts, "maximum", f"greater than {node.maximum}")
+    elif (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and (not isinstance(value, float) or math.isfinite(value))  # else: reported by _walk
+    ):
+        if node.minimum is not None and value < node.minimum:
+            report.add(parts, "minimum", f"less than {node.minimum}")
+        if node.maximum is not None and value > node.maximum:
+            report.add(parts, "maximum", f"greater than {node.maximum}")
 
     if node.enum is not None and not _in_enum(node, value):
         shown = ", ".join(json.dumps(e) for e in node.enum)
@@ -521,18 +534,13 @@ def _apply(node: _Node, value: Any, parts: Path, report: _Report, rem: int | Non
 
     if node.ref is not None:
         _apply(node.ref, value, parts, report, rem)
-    if node.any_of and not any(_is_valid(sub, value, rem) for sub in node.any_of):
+    if node.any_of and not any(_matches(sub, value, rem) for sub in node.any_of):
         report.add(parts, "anyOf", _any_of_message(node.any_of))
 
 
 def _apply_object(
     node: _Node, value: dict[Any, Any], parts: Path, report: _Report, rem: int | None
 ) -> None:
-    for key in value:
-        if not isinstance(key, str):
-            report.add((*parts, key), "type", "object keys must be strings")
-        elif not key.isascii() and _has_surrogate(key):
-            report.add((*parts, key), "surrogate", "property name contains a lone surrogate")
     for name in node.required:
         if name not in value:
             report.add((*parts, name), "required", "required property is missing")
@@ -584,6 +592,16 @@ def _is_valid(node: _Node, value: Any, rem: int | None) -> bool:
     inner = _Report()
     try:
         _walk(node, value, (), inner, rem)
+    except _FullError:
+        return False
+    return not inner.violations
+
+
+def _matches(node: _Node, value: Any, rem: int | None) -> bool:
+    """Whether ``node``'s keywords accept ``value`` (whose own rules _walk has checked)."""
+    inner = _Report()
+    try:
+        _apply(node, value, (), inner, rem)
     except _FullError:
         return False
     return not inner.violations
@@ -1259,7 +1277,7 @@ def validate(record: Mapping[str, Any], *, sealed: bool = True) -> list[Violatio
     if type(record) is dict:
         try:
             valid = (_FAST if sealed else _FAST_UNSEALED)(record)
-        except Exception:  # anything unusual: the precise path decides
+        except Exception:  # noqa: BLE001 -- anything unusual: the precise path decides
             valid = False
         if valid:
             return []
