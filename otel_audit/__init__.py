@@ -12,13 +12,14 @@ from otel_audit.errors import (
     NoteError,
     ProofError,
     SealError,
+    StoreError,
     Violation,
 )
 from otel_audit.keys import Signer, SigningKey, VerifierKey
 from otel_audit.records import build, new_event_id, utc_timestamp
 from otel_audit.schema import SCHEMA_VERSION, schema, validate
 from otel_audit.sealing import SealedRecord, Sealer
-from otel_audit.verify import Finding, Report, Verifier
+from otel_audit.verify import Finding, Report, Verifier, verify_paths
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "Sealer",
     "Signer",
     "SigningKey",
+    "StoreError",
     "Verifier",
     "VerifierKey",
     "Violation",
@@ -47,4 +49,5 @@ __all__ = [
     "schema",
     "utc_timestamp",
     "validate",
+    "verify_paths",
 ]
