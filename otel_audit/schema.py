@@ -6,7 +6,7 @@ compiles that file, not a hand-written copy of it, into two validators:
 
 * a **fast path**: Python source generated from the schema and ``exec``-ed once; one
   function of inlined checks (precompiled regexes, frozensets, exact ``type() is``
-  tests) that answers only "valid or not" and allocates nothing on the happy path;
+  tests, small caches of values that passed) that answers only "valid or not";
 * a **precise path**: an interpreter over the same compiled schema that lists every
   broken rule as a :class:`~otel_audit.errors.Violation` (JSON path + keyword).
 
@@ -107,7 +107,6 @@ _KEYWORDS: Final = frozenset(
     }
 )
 _TYPES: Final = ("string", "integer", "number", "boolean", "object", "array")
-_MISSING: Final[Any] = object()
 
 
 def _ecma_regex(source: str, where: str) -> re.Pattern[str]:
@@ -132,10 +131,9 @@ def _ecma_regex(source: str, where: str) -> re.Pattern[str]:
             in_class = ch != "]"
         elif ch == "[":
             in_class = True
-            if source[i + 1 : i + 2] == "]":  # "[]...]": a literal ] first in the class
-                out.append("[]")
-                i += 2
-                continue
+            if source[i + 1 : i + 2] == "]" or source[i + 1 : i + 3] == "^]":
+                # ECMA-262 "[]" matches nothing and "[^]" anything; Python reads "]" literally
+                raise ValueError(f"schema {where}: '[]' and '[^]' are not portable")
         elif ch == "$":
             ch = r"\Z"
         elif ch == ".":
@@ -253,7 +251,6 @@ def _int(value: Any, where: str, key: str) -> int:
 class _Compiler:
     def __init__(self, root: Mapping[str, Any]) -> None:
         defs = root.get("$defs", {})
-        self.raw_defs: Mapping[str, Any] = defs
         self.defs: dict[str, _Node] = {name: _Node(f"#/$defs/{name}") for name in defs}
         for name, sub in defs.items():
             self.fill(self.defs[name], sub, is_root=False)
@@ -918,10 +915,10 @@ class _FastGen:
         self.env: dict[str, Any] = {
             "_surrogate": _has_surrogate,
             "_fallback": _fallback,
-            "_valid": _is_valid,
             "_all_unique": _all_unique,
         }
         self.count = 0
+        self.pending = 0  # sources[:pending] have been executed
         self.recursive = _recursive_defs(defs)
         self.functions: dict[str, str] = {}  # recursive def name -> helper function name
         self.sources: list[str] = []
@@ -946,7 +943,10 @@ class _FastGen:
             f"    return 6 * n + m <= {limit - static}\n"
         )
         self.sources.append(source)
-        exec(compile("\n\n".join(self.sources), f"<{name}>", "exec"), self.env)  # noqa: S102
+        # Our own source, generated from the packaged schema: nothing external reaches it.
+        code = compile("\n\n".join(self.sources[self.pending :]), f"<{name}>", "exec")
+        exec(code, self.env)  # noqa: S102
+        self.pending = len(self.sources)
         function: Callable[[dict[str, Any]], bool] = self.env[name]
         return function
 
@@ -1022,6 +1022,8 @@ class _FastGen:
         if node.has_const and not isinstance(node.const, str):
             return False
         types = node.types or ()
+        if (node.enum is not None or node.has_const) and types not in ((), ("string",)):
+            return False  # emit_string checks enum/const, the other type branches would not
         # open objects (extra keys with no schema) and arrays of anything have no
         # static size bound here: the precise path handles them
         if "object" in types and not node.closed and node.additional is None:
@@ -1225,7 +1227,7 @@ def _is_string_node(node: _Node) -> bool:
     return node.types == ("string",) or node.enum_set is not None
 
 
-def _direct_refs(node: _Node, seen: set[int] | None = None) -> set[str]:
+def _direct_refs(node: _Node) -> set[str]:
     """Names of the $defs that ``node``'s subtree references directly."""
     found: set[str] = set()
     stack = [node]

@@ -189,4 +189,3 @@ def test_sigkill_loses_only_an_unsealed_tail(tmp_path: Path) -> None:
         linked_origin, size = note.split("\n")[:2]
         assert linked_origin == before
         assert 0 < int(size) <= streams[before]["last_seq"]
-
