@@ -39,6 +39,9 @@ from otel_audit.schema import (
 
 # The module itself (the package re-exports the function ``schema`` under the same name).
 S = importlib.import_module("otel_audit.schema")
+M = importlib.import_module("otel_audit._schema_model")
+E = importlib.import_module("otel_audit._schema_explain")
+F = importlib.import_module("otel_audit._schema_fast")
 
 DATA = Path(__file__).parent / "data" / "records"
 VALID: list[dict[str, Any]] = json.loads((DATA / "valid.json").read_text("utf-8"))
@@ -512,19 +515,19 @@ def test_lone_surrogates_are_rejected_everywhere() -> None:
 
 
 def test_dollar_matches_only_at_the_end() -> None:
-    pattern = S._ecma_regex("^evt_[0-9a-f]{32}$", "#")
+    pattern = M._ecma_regex("^evt_[0-9a-f]{32}$", "#")
     value = "evt_" + "0" * 32
     assert pattern.search(value)
     assert not pattern.search(value + "\n")
     assert re.search("^evt_[0-9a-f]{32}$", value + "\n")  # what Python's re would say
-    assert S._ecma_regex("^[$]a\\$$", "#").search("$a$")
-    assert not S._ecma_regex("^[0-9]$", "#").search("٣")  # ECMA \d and classes are ASCII
+    assert M._ecma_regex("^[$]a\\$$", "#").search("$a$")
+    assert not M._ecma_regex("^[0-9]$", "#").search("٣")  # ECMA \d and classes are ASCII
 
 
 @pytest.mark.parametrize("pattern", ["^.+$", "^\\s$", "^(a)\\1$", "^[]a]$", "^[^]$"])
 def test_unportable_patterns_fail_the_compile(pattern: str) -> None:
     with pytest.raises(ValueError, match="not portable"):
-        S._ecma_regex(pattern, "#")
+        M._ecma_regex(pattern, "#")
 
 
 @pytest.mark.parametrize(
@@ -540,7 +543,7 @@ def test_unportable_patterns_fail_the_compile(pattern: str) -> None:
 )
 def test_unsupported_schemas_fail_loudly(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        S._Compiler(raw)
+        M._Compiler(raw)
 
 
 def test_recursion_without_a_depth_bound_fails_the_compile() -> None:
@@ -550,9 +553,9 @@ def test_recursion_without_a_depth_bound_fails_the_compile() -> None:
         "additionalProperties": False,
         "$defs": {"loop": {"type": "array", "items": {"$ref": "#/$defs/loop"}}},
     }
-    compiled = S._Compiler(raw)
+    compiled = M._Compiler(raw)
     with pytest.raises(ValueError, match="needs x-maxDepth"):
-        S._FastGen(compiled.defs).top(compiled.root, "_probe", 1000)
+        F._FastGen(compiled.defs).top(compiled.root, "_probe", 1000)
 
 
 def test_non_json_values_are_reported() -> None:
@@ -652,7 +655,7 @@ def test_property_names_are_bounded() -> None:
 # Pieces of the compiler
 # --------------------------------------------------------------------------------------
 
-_IP_PATTERN = S._ecma_regex(RAW["properties"]["context"]["properties"]["source_ip"]["pattern"], "#")
+_IP_PATTERN = M._ecma_regex(RAW["properties"]["context"]["properties"]["source_ip"]["pattern"], "#")
 
 
 def _is_ip(text: str) -> bool:
@@ -702,7 +705,7 @@ _JSON = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(_JSON)
 def test_canonical_size_matches_rfc8785(value: Any) -> None:
-    assert S._canonical_size(value) == len(rfc8785.dumps(value))
+    assert E._canonical_size(value) == len(rfc8785.dumps(value))
 
 
 @pytest.mark.parametrize(
@@ -721,7 +724,7 @@ def test_canonical_size_matches_rfc8785(value: Any) -> None:
     ],
 )
 def test_number_size_matches_rfc8785(number: float) -> None:
-    assert S._number_size(number) == len(rfc8785.dumps(number))
+    assert E._number_size(number) == len(rfc8785.dumps(number))
 
 
 @pytest.mark.parametrize(
@@ -738,7 +741,7 @@ def test_number_size_matches_rfc8785(number: float) -> None:
     ],
 )
 def test_pattern_shapes(pattern: str, shape: tuple[int, int | None, bool] | None) -> None:
-    found = S._pattern_shape(pattern)
+    found = F._pattern_shape(pattern)
     assert (None if found is None else (found.min, found.max, found.ascii)) == shape
 
 
@@ -801,11 +804,11 @@ def test_the_compiler_is_sound_beyond_the_published_schema(
     raw: dict[str, Any], values: list[Any]
 ) -> None:
     """Shapes the published schema does not use take the generic paths, still correctly."""
-    compiled = S._Compiler(raw)
-    fast = S._FastGen(compiled.defs).top(compiled.root, "_probe", MAX_RECORD_BYTES)
+    compiled = M._Compiler(raw)
+    fast = F._FastGen(compiled.defs).top(compiled.root, "_probe", MAX_RECORD_BYTES)
     reference_validator = jsonschema.Draft202012Validator(raw, format_checker=None)
     for value in values:
-        precise = S._is_valid(compiled.root, value, None)
+        precise = E._is_valid(compiled.root, value, None)
         if value != "aa\n" and not _has_null(value):  # Python re '$'; our null rule
             assert precise == reference_validator.is_valid(value), value
         try:
@@ -825,4 +828,4 @@ def _has_null(value: Any) -> bool:
 
 def test_unsupported_keywords_in_mini_schemas_fail() -> None:
     with pytest.raises(ValueError, match="minProperties"):
-        S._Compiler(MINI_SCHEMAS[-1][0])
+        M._Compiler(MINI_SCHEMAS[-1][0])
