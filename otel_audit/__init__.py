@@ -10,12 +10,15 @@ from otel_audit.errors import (
     InputError,
     KeyFormatError,
     NoteError,
+    PluginError,
     ProofError,
     SealError,
     StoreError,
     Violation,
 )
+from otel_audit.hookspecs import hookimpl
 from otel_audit.keys import Signer, SigningKey, VerifierKey
+from otel_audit.plugins import Plugins, load_plugins
 from otel_audit.records import build, new_event_id, utc_timestamp
 from otel_audit.schema import SCHEMA_VERSION, schema, validate
 from otel_audit.sealing import SealedRecord, Sealer
@@ -32,6 +35,8 @@ __all__ = [
     "InputError",
     "KeyFormatError",
     "NoteError",
+    "PluginError",
+    "Plugins",
     "ProofError",
     "Report",
     "SealError",
@@ -45,6 +50,8 @@ __all__ = [
     "Violation",
     "__version__",
     "build",
+    "hookimpl",
+    "load_plugins",
     "new_event_id",
     "schema",
     "utc_timestamp",

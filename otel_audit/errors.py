@@ -8,6 +8,7 @@
     ├── KeyFormatError (ValueError)            a key file or vkey string is malformed
     ├── NoteError (ValueError)                a signed note or checkpoint is malformed
     ├── ProofError (ValueError)               an inclusion/consistency proof does not verify
+    ├── PluginError                           a plugin failed, is misconfigured or misspells a hook
     ├── SealError                             the sealer cannot seal (closed, signer failed)
     ├── StoreError                            the local store cannot be used (locked, closed)
     └── InputError (ValueError)               verifier input cannot be read or parsed
@@ -26,6 +27,7 @@ __all__ = [
     "InputError",
     "KeyFormatError",
     "NoteError",
+    "PluginError",
     "ProofError",
     "SealError",
     "StoreError",
@@ -81,6 +83,15 @@ class ProofError(AuditError, ValueError):
         self.actual = actual
         if expected is not None and actual is not None:
             message = f"{message}: expected {expected.hex()}, computed {actual.hex()}"
+        super().__init__(message)
+
+
+class PluginError(AuditError):
+    """A plugin raised, returned something invalid, is misconfigured, or implements a hook
+    that does not exist. ``plugin`` names it (None when no single plugin is to blame)."""
+
+    def __init__(self, message: str, plugin: str | None = None) -> None:
+        self.plugin = plugin
         super().__init__(message)
 
 

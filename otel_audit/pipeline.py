@@ -13,6 +13,7 @@ spill is counted and reported on the internal logger.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -32,6 +33,9 @@ from otel_audit.keys import Signer
 from otel_audit.records import build
 from otel_audit.schema import validate
 from otel_audit.sealing import SealedRecord, Sealer
+
+if TYPE_CHECKING:
+    from otel_audit.plugins import Plugins
 
 __all__ = ["AuditPipeline", "PipelineStats", "Sink", "violation_record"]
 
@@ -174,9 +178,12 @@ class AuditPipeline:
         batch_size: int = 256,
         spill_dir: str | os.PathLike[str] | None = None,
         on_alert: Callable[[str], None] | None = None,
+        plugins: Plugins | None = None,
     ) -> None:
         self.service_name = service_name
         self.strict = strict
+        #: compliance plugins: ``prepare`` runs before schema validation (DESIGN §2 step 2)
+        self.plugins = plugins
         self.stats = PipelineStats()
         self._sinks = list(sinks)
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(queue_size)
@@ -190,6 +197,7 @@ class AuditPipeline:
             spill_dir = Path(tempfile.gettempdir()) / f"otel-audit-spill-{os.getpid()}"
         self._spill = _Spill(Path(spill_dir))
         self._alert = on_alert
+        self._alerts: collections.deque[tuple[str, str]] = collections.deque(maxlen=1000)
         self._cond = threading.Condition()
         self._flush_wanted = 0
         self._flush_done = 0
@@ -220,7 +228,9 @@ class AuditPipeline:
         raises for bad input, and blocks at most ``max_block_ms``.
         """
         if self.strict:
-            violations = validate(record, sealed=False)
+            plugins = self.plugins
+            violations = [] if plugins is None else plugins.prepare(record)
+            violations = violations or validate(record, sealed=False)
             if violations:
                 raise AuditValidationError(violations)
         self.stats.submitted += 1
@@ -237,7 +247,8 @@ class AuditPipeline:
             if not self._spill.active:
                 self._report(
                     f"audit queue full for {self._block_s * 1000:.0f} ms: spilling to "
-                    f"{self._spill.directory} (nothing is dropped)"
+                    f"{self._spill.directory} (nothing is dropped)",
+                    kind="spill",
                 )
             self._spill.active = True
             self._spill.append(record)
@@ -294,7 +305,7 @@ class AuditPipeline:
                 sink.close()
             except Exception as exc:  # noqa: BLE001 - a sink must not kill shutdown
                 ok = False
-                self._report(f"sink {type(sink).__name__} failed to close: {exc!r}")
+                self._report(f"sink {type(sink).__name__} failed to close: {exc!r}", "sink_failed")
         with self._cond:
             self._flush_ok = self._flush_ok and ok
             self._closed = True
@@ -313,6 +324,8 @@ class AuditPipeline:
     def _step(self) -> bool:
         """One round of work; True when the pipeline is stopping and everything is done."""
         batch = self._take()
+        if self._alerts:
+            self._send_alerts()
         if batch:
             self._seal(batch)
         else:
@@ -340,10 +353,12 @@ class AuditPipeline:
         return [item for item in batch if item is not _WAKE]
 
     def _seal(self, batch: list[dict[str, Any]]) -> None:
+        plugins = self.plugins
         for record in batch:
             try:
-                # strict mode validated on the caller's thread already
-                violations = [] if self.strict else validate(record, sealed=False)
+                # strict mode ran the plugins and validated on the caller's thread already
+                violations = [] if self.strict or plugins is None else plugins.prepare(record)
+                violations = violations or ([] if self.strict else validate(record, sealed=False))
             except Exception as exc:  # noqa: BLE001 - the validator must never stop sealing
                 violations = [Violation("$", "internal", f"validator failed: {exc!r}")]
             if violations:
@@ -356,10 +371,33 @@ class AuditPipeline:
                     replacement = violation_record(
                         "<unreadable>", violations, application=self.service_name
                     )
+                if plugins is not None:
+                    self._redact_violation(plugins, replacement, violations)
                 self.sealer.seal(replacement)
             else:
                 self.sealer.seal(record)
             self.stats.sealed += 1
+
+    def _redact_violation(
+        self, plugins: Plugins, replacement: dict[str, Any], violations: list[Violation]
+    ) -> None:
+        """The copy of the input in a violation record passes the redact hooks too (a card
+        number must not reach a sink through a violation record); if one fails, no copy."""
+        if not plugins.redact(replacement):
+            replacement.get("extensions", {})["rejected"] = "withheld: a redact hook failed"
+            replacement.get("result", {})["reason"] = "withheld: a redact hook failed"
+            for item in replacement.get("extensions", {}).get("violations", []):
+                item["message"] = "withheld"
+        plugin_failures = [v for v in violations if v.rule == "plugin_failed"]
+        for failure in plugin_failures:
+            self._report(failure.message, kind="plugin_failed")
+        rules = sorted({v.rule for v in violations})
+        event_id = replacement.get("event_id")
+        plugins.alert(
+            "violation",
+            "an audit record was sealed as a violation",
+            {"event_id": event_id, "rules": rules, "count": len(violations)},
+        )
 
     def _write(self) -> None:
         if not self._sealed:
@@ -374,7 +412,8 @@ class AuditPipeline:
                 except Exception as exc:  # noqa: BLE001 - sink errors are reported, not raised
                     self.stats.sink_errors += 1
                     self._report(
-                        f"sink {type(sink).__name__} failed (attempt {attempt + 1}): {exc!r}"
+                        f"sink {type(sink).__name__} failed (attempt {attempt + 1}): {exc!r}",
+                        kind="sink_failed",
                     )
                     time.sleep(min(0.05 * 2**attempt, 1.0))
             else:
@@ -388,7 +427,7 @@ class AuditPipeline:
             except Exception as exc:  # noqa: BLE001
                 ok = False
                 self.stats.sink_errors += 1
-                self._report(f"sink {type(sink).__name__} failed to flush: {exc!r}")
+                self._report(f"sink {type(sink).__name__} failed to flush: {exc!r}", "sink_failed")
         return ok
 
     def _serve_flush(self) -> None:
@@ -434,9 +473,19 @@ class AuditPipeline:
             if self._flush_sinks():  # durable in the sinks before the spill goes
                 path.unlink()
 
-    def _report(self, message: str) -> None:
+    def _report(self, message: str, kind: str = "internal") -> None:
         internal_log.disabled = False  # dictConfig(disable_existing_loggers=True) must not mute us
         internal_log.warning("otel-audit: %s", message)
         if self._alert is not None:
             with contextlib.suppress(Exception):  # an alert hook must not break the pipeline
                 self._alert(message)
+        if self.plugins is not None:  # otel_audit_alert, only ever on the worker thread
+            self._alerts.append((kind, message))
+            if threading.current_thread() is self._worker:
+                self._send_alerts()
+
+    def _send_alerts(self) -> None:
+        plugins = self.plugins
+        while self._alerts and plugins is not None:
+            kind, message = self._alerts.popleft()
+            plugins.alert(kind, message, {"origin": self.sealer.origin})  # never raises
