@@ -59,7 +59,7 @@ from otel_audit.errors import AuditError, StoreError
 from otel_audit.sealing import CHECKPOINT_ACTIONS, SealedRecord
 from otel_audit.verify import leaf_of
 
-__all__ = ["LocalStore", "StoreLogExporter", "iter_segments", "read_lines"]
+__all__ = ["LocalStore", "StoreLogExporter", "iter_segments", "open_store", "read_lines"]
 
 internal_log = logging.getLogger("otel_audit.internal")
 internal_log.propagate = False  # never the application's handlers (see pipeline.py)
@@ -72,8 +72,34 @@ _GZIP_LEVEL = 6
 _COPY_CHUNK = 1 << 20
 _DIR_MODE = 0o750
 _FILE_MODE = 0o640
+WORKER_DIR = "worker-{:02d}"  # a slot of a store shared by several processes
+_MAX_SLOTS = 256
 _SEGMENT = re.compile(r"^audit-(\d{6,})-(\d{8}T\d{6}Z)-(\d+)\.jsonl(\.gz)?$")
 _OUR_TEMP = re.compile(r"^\.(audit-\d{6,}-\d{8}T\d{6}Z-\d+\.jsonl\.gz|state\.json)\.tmp$")
+
+
+class _StoreBusyError(StoreError):
+    """Another process holds the store's lock."""
+
+
+def open_store(directory: str | os.PathLike[str], **options: Any) -> LocalStore:
+    """A :class:`LocalStore` in ``directory``, or in its first free worker slot.
+
+    Several processes may share one configured store (a pre-fork server's workers, a
+    parent and its children): the first takes ``directory`` itself, each other one the
+    first ``worker-NN/`` subdirectory whose lock is free. A restarted worker reuses a
+    free slot, so its new stream links to the stream last written there (DESIGN §4:
+    one origin per process); ``otel-audit verify DIR`` reads the slots too.
+    """
+    base = Path(directory)
+    busy: StoreError | None = None
+    for slot in range(_MAX_SLOTS + 1):
+        path = base if slot == 0 else base / WORKER_DIR.format(slot)
+        try:
+            return LocalStore(path, **options)
+        except _StoreBusyError as exc:
+            busy = exc
+    raise StoreError(f"{busy}; all {_MAX_SLOTS} worker slots are in use too")
 
 
 def iter_segments(directory: str | os.PathLike[str]) -> list[Path]:
@@ -502,7 +528,7 @@ def _take_lock(directory: Path) -> int:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             who = f" (pid {holder.decode('ascii', 'replace')})" if holder.isdigit() else ""
-            raise StoreError(
+            raise _StoreBusyError(
                 f"local store {directory} is in use by another process{who}; "
                 "each process needs its own store directory"
             ) from None

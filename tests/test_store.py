@@ -21,7 +21,7 @@ from otel_audit._inputs import read_into
 from otel_audit.errors import AuditError
 from otel_audit.keys import SigningKey
 from otel_audit.sealing import SealedRecord
-from otel_audit.store import LocalStore, StoreLogExporter, iter_segments
+from otel_audit.store import LocalStore, StoreLogExporter, iter_segments, open_store
 from otel_audit.testing import seal_stream
 from otel_audit.verify import Report, Verifier
 
@@ -363,3 +363,32 @@ def test_otel_exporter_writes_sealed_bodies_only(key: SigningKey, tmp_path: Path
     assert store.closed
     assert stored_bytes(tmp_path) == wire(records)
     assert verify(key, tmp_path).intact(strict=True)
+
+
+def test_open_store_gives_each_process_a_slot_and_reuses_freed_ones(
+    key: SigningKey, tmp_path: Path
+) -> None:
+    first = open_store(tmp_path)
+    second = open_store(tmp_path)
+    third = open_store(tmp_path)
+    try:
+        assert first.directory == tmp_path
+        assert second.directory == tmp_path / "worker-01"
+        assert third.directory == tmp_path / "worker-02"
+        for store in (first, second, third):
+            _, records = seal_stream(key, 5, previous_checkpoint=store.previous_checkpoint())
+            store.write(records)
+    finally:
+        second.close()
+    again = open_store(tmp_path)  # the freed slot, with its state: the next stream links
+    try:
+        assert again.directory == tmp_path / "worker-01"
+        assert again.previous_checkpoint() is not None
+        _, records = seal_stream(key, 5, previous_checkpoint=again.previous_checkpoint())
+        again.write(records)
+    finally:
+        for store in (first, third, again):
+            store.close()
+    report = verify(key, tmp_path)
+    assert report.intact(strict=True), [str(f) for f in report.findings]
+    assert len(report.streams) == 4

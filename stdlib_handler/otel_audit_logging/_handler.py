@@ -25,7 +25,7 @@ from typing import Any, Final
 from otel_audit.errors import AuditError, AuditValidationError, KeyFormatError, Violation
 from otel_audit.keys import SigningKey
 from otel_audit.pipeline import AuditPipeline, violation_record
-from otel_audit.store import LocalStore
+from otel_audit.store import open_store
 from otel_audit_logging._annotation import Rejected, compose
 from otel_audit_logging._config import HandlerSettings, resolve_settings
 from otel_audit_logging._context import current_audit_context
@@ -211,7 +211,8 @@ class AuditHandler(logging.Handler):
     def _open(self) -> AuditPipeline:
         settings = self.settings
         signer = self._signer or _development_key(settings.store, settings.key_name)
-        store = LocalStore(settings.store, fsync_interval_ms=settings.fsync_interval_ms)
+        # the store itself, or a free worker-NN/ slot of it when another process has it
+        store = open_store(settings.store, fsync_interval_ms=settings.fsync_interval_ms)
         try:
             return AuditPipeline(
                 signer,
@@ -221,7 +222,7 @@ class AuditHandler(logging.Handler):
                 checkpoint_every=settings.checkpoint_every,
                 checkpoint_interval_ms=settings.checkpoint_interval_ms,
                 previous_checkpoint=store.previous_checkpoint(),
-                spill_dir=settings.store / _SPILL_DIR,
+                spill_dir=store.directory / _SPILL_DIR,
             )
         except BaseException:
             store.close()

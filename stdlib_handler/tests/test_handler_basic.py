@@ -255,13 +255,12 @@ def test_disabled_handler_is_a_no_op(
     assert not store.exists()
 
 
-def test_a_store_in_use_loses_the_record_loudly_but_never_raises(
+def test_a_store_that_cannot_be_opened_loses_the_record_loudly_but_never_raises(
     make_handler: MakeHandler, make_logger: MakeLogger, store: Path
 ) -> None:
-    owner = make_handler()
-    intruder = make_handler()
+    store.write_text("not a directory")  # the store (and any slot in it) cannot be made
+    handler = make_handler()
     audit = {"category": "security", "action": "PING", "actor": "svc", "resource": ("h", "1")}
-    make_logger(owner).info("x", extra={"audit": audit})
 
     reports: list[str] = []
 
@@ -273,16 +272,31 @@ def test_a_store_in_use_loses_the_record_loudly_but_never_raises(
     collect = Collect()
     internal.addHandler(collect)
     try:
-        intruder_log = make_logger(intruder)
-        intruder_log.info("y", extra={"audit": audit})  # must not raise
-        intruder_log.info("z", extra={"audit": audit})  # no new attempt within a second
+        log = make_logger(handler)
+        log.info("y", extra={"audit": audit})  # must not raise
+        log.info("z", extra={"audit": audit})  # no new attempt within a second
     finally:
         internal.removeHandler(collect)
-    assert intruder.pipeline is None
+    assert handler.pipeline is None
     assert len(reports) == 2
     for report in reports:
         assert "audit record LOST" in report
-        assert "in use by another process" in report
+        assert "cannot start the audit pipeline" in report
+
+
+def test_a_second_handler_on_a_store_in_use_takes_a_worker_slot(
+    make_handler: MakeHandler, make_logger: MakeLogger, store: Path, vkey_file: Path
+) -> None:
+    owner = make_handler()
+    other = make_handler()
+    audit = {"category": "security", "action": "PING", "actor": "svc", "resource": ("h", "1")}
+    make_logger(owner).info("x", extra={"audit": audit})
+    make_logger(other).info("y", extra={"audit": audit})
+    assert other.pipeline is not None
+    owner.close()
+    other.close()
+    assert [r["action"] for r in app_records(store / "worker-01")] == ["PING"]
+    assert len(assert_intact(store, vkey_file).streams) == 2
 
 
 def test_repr_names_the_store(make_handler: MakeHandler, store: Path) -> None:
