@@ -231,6 +231,8 @@ class Verifier:
         self._records = 0
         self._duplicates = 0
         self._keep_lines = False
+        #: called with every record given to :meth:`add` (e.g. a plugin's report command)
+        self.on_record: Callable[[Any], None] | None = None
 
     def keep_lines(self) -> None:
         """Keep each record's wire line (for building inclusion proofs)."""
@@ -247,6 +249,8 @@ class Verifier:
     def add(self, record: Any, line: bytes | None, where: str) -> None:
         """Take one record; ``line`` is its wire form when the input kept it verbatim."""
         self._records += 1
+        if self.on_record is not None:
+            self.on_record(record)
         try:
             integrity = record["integrity"]
             origin = integrity["origin"]
@@ -637,9 +641,12 @@ def verify_paths(
     keys: Sequence[VerifierKey] = (),
     *,
     progress: Callable[[int], None] | None = None,
+    on_record: Callable[[Any], None] | None = None,
 ) -> Report:
-    """Verify every record in the files and directories named (see docs/format.md §7)."""
+    """Verify every record in the files and directories named (see docs/format.md §7);
+    ``on_record`` sees each record read (parsed JSON, before any check)."""
     verifier = Verifier(keys)
+    verifier.on_record = on_record
     files = read_into(verifier, list(paths), progress)
     report = verifier.finish()
     report.files = files
