@@ -89,7 +89,9 @@ class PciPlugin:
         if self.in_scope(record):
             add_compliance_tag(record, TAG)
 
-    @hookimpl
+    # tryfirst: mask before other redactors run, e.g. before the GDPR plugin encrypts a
+    # field (a PAN must not survive inside a ciphertext that the vault can open)
+    @hookimpl(tryfirst=True)
     def otel_audit_redact(self, record: dict[str, Any]) -> None:
         if mask_record(record):
             pci = record.get("pci_context")
