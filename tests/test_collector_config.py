@@ -15,7 +15,9 @@ that matter for audit records and that a typo or a "harmless" edit could break:
 * every network exporter has an fsynced ``file_storage`` queue that blocks when full and
   retries without a time limit; ``filelog`` keeps its offsets on ``file_storage``;
 * the routing connector uses the current schema (``table`` of ``condition`` or
-  ``statement`` + ``pipelines``, no ``match_once``) and cannot drop a payload on error.
+  ``statement`` + ``pipelines``, no ``match_once``), cannot drop a payload on error, and
+  compares ``audit.category`` only with categories the record schema defines; where each
+  category is routed is spelt out per gateway.
 
 Each check returns a list of problems. Every check runs on every shipped config and on a
 mutated copy of a real config that must fail it.
@@ -24,6 +26,7 @@ mutated copy of a real config that must fail it.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -449,6 +452,30 @@ def check_routing(cfg: Config) -> list[str]:
     return problems
 
 
+SCHEMA = ROOT / "otel_audit" / "schema" / "audit-record-1.0.schema.json"
+CATEGORY_VALUE = re.compile(r'attributes\["audit\.category"\] == "([^"]*)"')
+CATEGORY_TERM = re.compile(rf"^{CATEGORY_VALUE.pattern}$")
+
+
+def _categories() -> list[str]:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    return [str(value) for value in schema["properties"]["category"]["enum"]]
+
+
+def check_routing_categories(cfg: Config) -> list[str]:
+    """Routes compare audit.category only with categories the record schema defines."""
+    known = set(_categories())
+    problems: list[str] = []
+    for conn, settings in _section(cfg, "connectors").items():
+        for route in _dict(settings).get("table") or []:
+            texts = [_dict(route).get("condition"), _dict(route).get("statement")]
+            for text in (t for t in texts if isinstance(t, str)):
+                for name in CATEGORY_VALUE.findall(text):
+                    if name not in known:
+                        problems.append(f"connector {conn!r}: unknown audit.category {name!r}")
+    return problems
+
+
 CHECKS: list[Check] = [
     check_references,
     check_extension_refs,
@@ -459,6 +486,7 @@ CHECKS: list[Check] = [
     check_queue_and_retry,
     check_filelog,
     check_routing,
+    check_routing_categories,
 ]
 
 
@@ -748,3 +776,44 @@ def test_routing_route_with_condition_and_statement_is_caught(gateway: Config) -
     route = gateway["connectors"]["routing/siem"]["table"][0]
     route["statement"] = "route() where true"
     _fails(check_routing, gateway, "exactly one of condition or statement")
+
+
+# --------------------------------------------------------------------------- routing by category
+
+
+def _route(cfg: Config, connector: str, category: str | None) -> list[str]:
+    """The pipelines a record with this audit.category takes (first match wins).
+
+    Understands only conditions of the form ``attributes["audit.category"] == "x"``
+    joined by ``or``; anything else fails here, so a new condition gets a test.
+    """
+    settings = _settings(_section(cfg, "connectors"), connector)
+    for route in settings["table"]:
+        terms = [term.strip() for term in str(route["condition"]).split(" or ")]
+        matches = [CATEGORY_TERM.match(term) for term in terms]
+        assert all(matches), f"cannot evaluate {route['condition']!r}"
+        if category in {match.group(1) for match in matches if match}:
+            return [str(p) for p in route["pipelines"]]
+    return [str(p) for p in settings.get("default_pipelines") or []]
+
+
+def test_gateway_routes_every_category_to_the_siem() -> None:
+    cfg = _load(CONFIG_DIR / "gateway.yaml")
+    for category in [*_categories(), None]:
+        expected = (
+            ["logs/siem_priority"] if category in {"security", "authentication"} else ["logs/siem"]
+        )
+        assert _route(cfg, "routing/siem", category) == expected, category
+
+
+def test_opensearch_gateway_sends_the_siem_its_subset() -> None:
+    cfg = _load(CONFIG_DIR / "gateway-opensearch.yaml")
+    for category in [*_categories(), None]:
+        expected = ["logs/siem"] if category in {"security", "authentication", "integrity"} else []
+        assert _route(cfg, "routing/siem", category) == expected, category
+
+
+def test_a_misspelt_category_is_caught(gateway: Config) -> None:
+    route = gateway["connectors"]["routing/siem"]["table"][0]
+    route["condition"] = route["condition"].replace('"authentication"', '"authentification"')
+    _fails(check_routing_categories, gateway, "unknown audit.category 'authentification'")
