@@ -22,7 +22,7 @@ audit.addHandler(AuditHandler(store=store, service_name="minimal-app"))
 
 with audit_context(actor="alice@example.com", session_id="sess-1", source_ip="192.0.2.10"):
     audit_login(audit, "alice@example.com", success=True, mfa=True)
-    audit_read(audit, "customer", "c-42", records=1, classification="PII")
+    audit_read(audit, "customer", "c-42", records=1)
     audit_update(audit, "customer", "c-42", before={"tier": "silver"}, after={"tier": "gold"})
     export = {"category": "data_access", "action": "EXPORT", "resource": ("report", "2024-01")}
     audit.info("exported the monthly report", extra={"audit": export})

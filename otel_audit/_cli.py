@@ -1,4 +1,4 @@
-"""``otel-audit``: keygen, verify, prove, verify-proof (and commands added by plugins).
+"""``otel-audit``: keygen, verify, prove, verify-proof, plugins (and commands added by plugins).
 
 Exit codes: 0 intact / done, 1 integrity failure, 2 usage or unreadable input.
 Errors are one line on stderr; ``--verbose`` adds the traceback.
@@ -19,6 +19,7 @@ import orjson
 from otel_audit._inputs import read_into
 from otel_audit.errors import AuditError, InputError, KeyFormatError, ProofError
 from otel_audit.keys import SigningKey, VerifierKey
+from otel_audit.plugins import load_plugins
 from otel_audit.proofs import build_inclusion_proof, verify_inclusion_proof
 from otel_audit.verify import Report, Verifier, verify_paths
 
@@ -55,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("verify-proof", help="check an inclusion proof")
     check.add_argument("proof", help="proof file ('-' for stdin)")
     check.add_argument("--key", action="append", default=[], metavar="VKEY_OR_FILE")
+
+    plugins = sub.add_parser("plugins", help="list the installed plugins that would be loaded")
+    plugins.add_argument("--json", action="store_true", help="machine-readable list")
 
     # Other distributions add commands (e.g. otel-audit-logging adds `demo`) through the
     # `otel_audit.commands` entry-point group: a callable taking the subparsers object.
@@ -147,7 +151,25 @@ def _verify_proof(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plugins(args: argparse.Namespace) -> int:
+    """What ``load_plugins()`` loads here (honours OTEL_AUDIT_PLUGINS / _DISABLE_PLUGINS)."""
+    plugins = load_plugins()
+    infos = plugins.describe()
+    if args.json:
+        doc = {"plugins": [info.to_json() for info in infos], "blocked": plugins.blocked}
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        return EXIT_OK
+    for info in infos:
+        dist = f"{info.distribution} {info.version}" if info.distribution else "(not installed)"
+        hooks = ", ".join(h.removeprefix("otel_audit_") for h in info.hooks)
+        print(f"{info.name:<12} {dist:<28} {hooks}")
+    blocked = f"; blocked: {', '.join(plugins.blocked)}" if plugins.blocked else ""
+    print(f"{len(infos)} plugin(s) loaded{blocked}")
+    return EXIT_OK
+
+
 _COMMANDS = {
+    "plugins": _plugins,
     "keygen": _keygen,
     "verify": _verify,
     "prove": _prove,

@@ -46,6 +46,8 @@ __all__ = [
     "add_compliance_tag",
     "hookimpl",
     "load_plugins",
+    "parse_config",
+    "parse_names",
     "parse_sinks",
 ]
 
@@ -98,7 +100,7 @@ def _message(exc: BaseException) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
 
 
-def _parse_config(value: object) -> dict[str, dict[str, Any]]:
+def parse_config(value: object) -> dict[str, dict[str, Any]]:
     """``{plugin name: settings}`` from a mapping or a JSON object text."""
     if value is None or value == "":
         return {}
@@ -120,7 +122,8 @@ def _parse_config(value: object) -> dict[str, dict[str, Any]]:
     return settings
 
 
-def _parse_names(value: object) -> set[str]:
+def parse_names(value: object) -> set[str]:
+    """Plugin names from ``"a, b"`` or a list (``"*"`` stands for every installed plugin)."""
     if value is None:
         return set()
     items = value.split(",") if isinstance(value, str) else value
@@ -179,13 +182,20 @@ class Plugins:
     @property
     def names(self) -> list[str]:
         """Names of the registered plugins, in registration order."""
-        return [name for name, _ in self.manager.list_name_plugin() if name is not None]
+        return [name for name, p in self.manager.list_name_plugin() if p is not None]
+
+    @property
+    def blocked(self) -> list[str]:
+        """Names blocked by configuration or ``OTEL_AUDIT_DISABLE_PLUGINS``."""
+        return [name for name, p in self.manager.list_name_plugin() if p is None]
 
     def describe(self) -> list[PluginInfo]:
         """Name, distribution, version and hooks of every loaded plugin."""
         dists = {id(plugin): dist for plugin, dist in self.manager.list_plugin_distinfo()}
         infos = []
         for name, plugin in self.manager.list_name_plugin():
+            if plugin is None:
+                continue  # blocked
             dist = dists.get(id(plugin))
             hooks = tuple(sorted(h.name for h in self.manager.get_hookcallers(plugin) or ()))
             infos.append(
@@ -407,8 +417,8 @@ def load_plugins(
     configured, or implements an unknown hook.
     """
     env = os.environ if environ is None else environ
-    settings = _parse_config(env.get(ENV_CONFIG) if config is None else config)
-    blocked = _parse_names(env.get(ENV_DISABLE) if disable is None else disable)
+    settings = parse_config(env.get(ENV_CONFIG) if config is None else config)
+    blocked = parse_names(env.get(ENV_DISABLE) if disable is None else disable)
     blocked |= {name for name, s in settings.items() if s.get("enabled", True) is False}
 
     manager = pluggy.PluginManager(PROJECT)

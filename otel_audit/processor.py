@@ -22,7 +22,7 @@ never drops it. Nothing raises into the caller except in ``strict`` mode.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import baggage
@@ -31,6 +31,7 @@ from opentelemetry.trace import get_current_span
 
 from otel_audit.errors import AuditValidationError
 from otel_audit.pipeline import AuditPipeline, internal_log
+from otel_audit.plugins import Plugins, load_plugins
 from otel_audit.records import new_event_id, utc_timestamp
 
 __all__ = ["AuditProcessor", "record_from_annotation"]
@@ -101,10 +102,27 @@ def record_from_annotation(
 
 
 class AuditProcessor(LogRecordProcessor):
-    """Turns annotated OTel log records into sealed audit records."""
+    """Turns annotated OTel log records into sealed audit records.
 
-    def __init__(self, pipeline: AuditPipeline) -> None:
+    Installed plugins (the ``otel_audit`` entry points) are loaded into a pipeline that
+    has none: ``plugins`` is their configuration (a mapping or JSON text; default
+    ``OTEL_AUDIT_PLUGINS``) or a ready :class:`~otel_audit.plugins.Plugins`,
+    ``disable_plugins`` names plugins not to load (default ``OTEL_AUDIT_DISABLE_PLUGINS``;
+    ``"*"``: none at all).
+    """
+
+    def __init__(
+        self,
+        pipeline: AuditPipeline,
+        *,
+        plugins: Plugins | Mapping[str, Any] | str | None = None,
+        disable_plugins: Sequence[str] | str | None = None,
+    ) -> None:
         self.pipeline = pipeline
+        if isinstance(plugins, Plugins):
+            pipeline.plugins = plugins
+        elif pipeline.plugins is None:
+            pipeline.plugins = load_plugins(plugins, disable=disable_plugins)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         try:

@@ -13,8 +13,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from otel_audit.errors import PluginError
+from otel_audit.plugins import parse_config, parse_names, parse_sinks
 
 __all__ = ["ENV_PREFIX", "HandlerSettings", "resolve_settings"]
 
@@ -40,6 +44,12 @@ class HandlerSettings:
     strict: bool
     level: int
     disabled: bool
+    #: ``{plugin name: settings}`` for :func:`otel_audit.plugins.load_plugins`
+    plugins: Mapping[str, Any] = field(default_factory=dict)
+    #: plugin names not to load (``*``: no installed plugin)
+    disable_plugins: frozenset[str] = frozenset()
+    #: extra sinks made by plugins: ``(name, options)``
+    sinks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
 
 class _Source:
@@ -103,6 +113,17 @@ class _Source:
             f"{where} must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}"
         )
 
+    def parsed(self, keyword: str, given: object, parse: Any) -> Any:
+        """``parse(value)`` of the keyword or its variable (None when neither is set)."""
+        picked = self.pick(keyword, given)
+        if picked is None:
+            return None
+        value, where = picked
+        try:
+            return parse(value)
+        except PluginError as exc:
+            raise ValueError(f"{where} {exc}") from None
+
     def level(self, given: object) -> int:
         picked = self.pick("level", given)
         if picked is None:
@@ -132,6 +153,9 @@ def resolve_settings(
     strict: object = None,
     level: object = None,
     disabled: object = None,
+    plugins: object = None,
+    disable_plugins: object = None,
+    sinks: object = None,
     environ: Mapping[str, str] | None = None,
 ) -> HandlerSettings:
     """Resolve every setting (keyword → ``OTEL_AUDIT_*`` → default); ValueError if malformed."""
@@ -155,4 +179,9 @@ def resolve_settings(
         strict=source.boolean("strict", strict, False),
         level=source.level(level),
         disabled=source.boolean("disabled", disabled, False),
+        plugins=source.parsed("plugins", plugins, parse_config) or {},
+        disable_plugins=frozenset(
+            source.parsed("disable_plugins", disable_plugins, parse_names) or ()
+        ),
+        sinks=tuple(source.parsed("sinks", sinks, parse_sinks) or ()),
     )

@@ -19,12 +19,14 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from otel_audit.errors import AuditError, AuditValidationError, KeyFormatError, Violation
 from otel_audit.keys import SigningKey
 from otel_audit.pipeline import AuditPipeline, violation_record
+from otel_audit.plugins import Plugins, load_plugins
 from otel_audit.store import open_store
 from otel_audit_logging._annotation import Rejected, compose
 from otel_audit_logging._config import HandlerSettings, resolve_settings
@@ -82,6 +84,9 @@ class AuditHandler(logging.Handler):
         strict: bool | str | None = None,
         level: int | str | None = None,
         disabled: bool | str | None = None,
+        plugins: Mapping[str, Any] | str | None = None,
+        disable_plugins: Sequence[str] | str | None = None,
+        sinks: Sequence[Mapping[str, Any]] | Mapping[str, Any] | str | None = None,
     ) -> None:
         settings = resolve_settings(
             store=store,
@@ -94,12 +99,20 @@ class AuditHandler(logging.Handler):
             strict=strict,
             level=level,
             disabled=disabled,
+            plugins=plugins,
+            disable_plugins=disable_plugins,
+            sinks=sinks,
         )
         super().__init__(settings.level)
         self.settings: HandlerSettings = settings
         self._signer: SigningKey | None = None
         if settings.key_file is not None and not settings.disabled:
             self._signer = SigningKey.from_file(settings.key_file, name=settings.key_name)
+        # installed plugins (the otel_audit entry points), loaded now so that a broken or
+        # misconfigured one fails dictConfig, not the first audit call
+        self._plugins: Plugins | None = None
+        if not settings.disabled:
+            self._plugins = load_plugins(settings.plugins, disable=settings.disable_plugins)
         self._pipeline: AuditPipeline | None = None
         self._start_lock = threading.Lock()
         self._failed_at = -_RETRY_START_S
@@ -110,6 +123,11 @@ class AuditHandler(logging.Handler):
     @property
     def strict(self) -> bool:
         return self.settings.strict
+
+    @property
+    def plugins(self) -> Plugins | None:
+        """The loaded plugins (None when the handler is disabled)."""
+        return self._plugins
 
     @property
     def pipeline(self) -> AuditPipeline | None:
@@ -213,18 +231,24 @@ class AuditHandler(logging.Handler):
         signer = self._signer or _development_key(settings.store, settings.key_name)
         # the store itself, or a free worker-NN/ slot of it when another process has it
         store = open_store(settings.store, fsync_interval_ms=settings.fsync_interval_ms)
+        extra: list[Any] = []
         try:
+            if settings.sinks and self._plugins is not None:
+                extra = self._plugins.sinks(settings.sinks)  # e.g. "cef:path=/x/audit.cef"
             return AuditPipeline(
                 signer,
-                [store],
+                [store, *extra],
                 service_name=settings.service_name,
                 strict=settings.strict,
                 checkpoint_every=settings.checkpoint_every,
                 checkpoint_interval_ms=settings.checkpoint_interval_ms,
                 previous_checkpoint=store.previous_checkpoint(),
                 spill_dir=store.directory / _SPILL_DIR,
+                plugins=self._plugins,
             )
         except BaseException:
+            for sink in extra:
+                sink.close()
             store.close()
             raise
 

@@ -24,6 +24,9 @@ _ENV = (
     "OTEL_AUDIT_STRICT",
     "OTEL_AUDIT_LEVEL",
     "OTEL_AUDIT_DISABLED",
+    "OTEL_AUDIT_PLUGINS",
+    "OTEL_AUDIT_SINKS",
+    "OTEL_AUDIT_GDPR_VAULT",
     "OTEL_SERVICE_NAME",
 )
 
@@ -33,6 +36,9 @@ def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Restore the root logger's handlers and level; start from a clean environment."""
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
+    # These tests are about the handler: installed compliance plugins (which add rules of
+    # their own) stay out unless a test asks for them with disable_plugins="".
+    monkeypatch.setenv("OTEL_AUDIT_DISABLE_PLUGINS", "*")
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     internal = logging.getLogger("otel_audit.internal")
