@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from otel_audit.keys import Signer
+from otel_audit.keys import Signer, SigningKey
 from otel_audit.records import build
 from otel_audit.sealing import SealedRecord, Sealer
 
-__all__ = ["sample_record", "seal_stream"]
+if TYPE_CHECKING:
+    from otel_audit.plugins import Plugins
+
+__all__ = ["MemorySink", "run_pipeline", "sample_record", "seal_stream"]
 
 _USERS = ("alice@example.com", "bob@example.com", "carol@example.com", "svc-billing")
 _ACTIONS = (
@@ -77,3 +81,46 @@ def seal_stream(
     if close:
         sealer.close()
     return sealer, out
+
+
+class MemorySink:
+    """A sink that keeps what it is given (for tests of plugins and pipelines)."""
+
+    def __init__(self) -> None:
+        self.records: list[SealedRecord] = []
+        self.closed = False
+
+    def write(self, batch: Sequence[SealedRecord]) -> None:
+        self.records.extend(batch)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def run_pipeline(
+    records: Iterable[dict[str, Any]],
+    *,
+    plugins: Plugins | None = None,
+    signer: Signer | None = None,
+    sinks: Sequence[Any] = (),
+) -> list[SealedRecord]:
+    """Submit ``records`` to a real :class:`~otel_audit.pipeline.AuditPipeline` (with
+    ``plugins``), close it, and return the sealed records other than its own."""
+    from otel_audit.pipeline import AuditPipeline  # noqa: PLC0415 - keeps this module light
+
+    memory = MemorySink()
+    pipeline = AuditPipeline(
+        signer or SigningKey.generate("testing"),
+        [memory, *sinks],
+        service_name="testing",
+        checkpoint_interval_ms=50,
+        plugins=plugins,
+    )
+    for record in records:
+        pipeline.submit(record)
+    if not pipeline.close():
+        raise RuntimeError("the pipeline did not close cleanly")
+    return [s for s in memory.records if s.category != "integrity"]
