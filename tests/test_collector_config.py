@@ -7,17 +7,20 @@ that matter for audit records and that a typo or a "harmless" edit could break:
   every extension referenced (``storage``, ``authenticator``) is defined and enabled;
 * nothing can rewrite the log body, which is the sealed record (DESIGN.md §2):
   processors are allow-listed, ``transform`` statements may read the body but never
-  write it, ``filelog`` has no operators;
+  write it, ``file_log`` has no operators;
 * no in-memory ``batch`` processor acknowledges records ahead of the persistent queue,
   and ``memory_limiter`` comes first wherever data enters from outside;
 * TLS 1.3 (``min_version: "1.3"``) on every non-loopback receiver, with client
   certificates, and on every network exporter;
 * every network exporter has an fsynced ``file_storage`` queue that blocks when full and
-  retries without a time limit; ``filelog`` keeps its offsets on ``file_storage``;
+  retries without a time limit; ``file_log`` keeps its offsets on ``file_storage``;
 * the routing connector uses the current schema (``table`` of ``condition`` or
   ``statement`` + ``pipelines``, no ``match_once``), cannot drop a payload on error, and
   compares ``audit.category`` only with categories the record schema defines; where each
   category is routed is spelt out per gateway.
+
+* every option name is one the component has (``component-keys.yaml``, taken from the
+  upstream configuration schemas), and no OTTL error mode drops a payload.
 
 Each check returns a list of problems. Every check runs on every shipped config and on a
 mutated copy of a real config that must fail it.
@@ -62,7 +65,8 @@ BODY_UNSAFE_REASONS = {
     "filter": "drops records: the verifier would report them missing",
     "batch": "holds acknowledged records in memory ahead of the persistent queue",
 }
-ROUTING_CONTEXTS = {"", "resource", "log", "request"}
+# routing connector `context` values (config.schema.yaml); "request" is deprecated.
+ROUTING_CONTEXTS = {"", "resource", "log", "span", "metric", "datapoint", "otelcol", "request"}
 # An OTTL editor call: name, then its first argument (the path it writes to).
 EDITOR_TARGET = re.compile(r"^\s*([A-Za-z_]\w*)\s*\(\s*([^,()]+?)\s*[,)]")
 BODY_PATH = re.compile(r"^(log\.)?body\b")
@@ -97,9 +101,15 @@ def _rel(path: Path) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def _kind(component_id: str) -> str:
-    """``otlp/gateway`` -> ``otlp`` (the component type before the optional name)."""
-    return component_id.split("/", 1)[0]
+def _kind(component_id: str, *, exporter: bool = False) -> str:
+    """``otlp_grpc/gateway`` -> ``otlp_grpc``: the type before the optional name, with a
+    deprecated alias mapped to its current name (collector v0.144.0 renamed the OTLP
+    exporters to ``otlp_grpc``/``otlp_http``; contrib renamed ``filelog`` to
+    ``file_log``). The OTLP *receiver* is still ``otlp``."""
+    kind = component_id.split("/", 1)[0]
+    if exporter and kind == "otlp":
+        return "otlp_grpc"
+    return {"otlphttp": "otlp_http", "filelog": "file_log"}.get(kind, kind)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -143,7 +153,9 @@ def _used_exporters(cfg: Config) -> set[str]:
 
 
 def _network_exporters(cfg: Config) -> list[str]:
-    return sorted(exp for exp in _used_exporters(cfg) if _kind(exp) not in LOCAL_EXPORTERS)
+    return sorted(
+        exp for exp in _used_exporters(cfg) if _kind(exp, exporter=True) not in LOCAL_EXPORTERS
+    )
 
 
 def _walk(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -285,7 +297,7 @@ def check_body_untouched(cfg: Config) -> list[str]:
                 problems.append(f"processor {proc!r} writes the body: {statement}")
     receivers = _section(cfg, "receivers")
     for rec in receivers:
-        if _kind(rec) != "filelog":
+        if _kind(rec) != "file_log":
             continue
         settings = _settings(receivers, rec)
         for key in ("operators", "multiline", "header"):
@@ -349,7 +361,7 @@ def check_tls(cfg: Config) -> list[str]:
     exporters = _section(cfg, "exporters")
     for exp in _network_exporters(cfg):
         settings = _settings(exporters, exp)
-        if _kind(exp) == "awss3":
+        if _kind(exp, exporter=True) == "awss3":
             # The S3 exporter has no tls block (AWS SDK client): require HTTPS.
             uploader = _dict(settings.get("s3uploader"))
             if uploader.get("disable_ssl") is not False:
@@ -387,7 +399,7 @@ def check_queue_and_retry(cfg: Config) -> list[str]:
             problems.append(f"exporter {exp!r}: sending_queue: {reason}")
         if queue.get("block_on_overflow") is not True:
             problems.append(f"exporter {exp!r}: a full queue must block (block_on_overflow)")
-        if _kind(exp) == "elasticsearch":
+        if _kind(exp, exporter=True) == "elasticsearch":
             # This exporter takes no retry_on_failure; its own bulk `retry` is bounded by
             # a count, so require it on and generous (README: "Known limits").
             bulk_retry = _dict(settings.get("retry"))
@@ -402,12 +414,12 @@ def check_queue_and_retry(cfg: Config) -> list[str]:
     return problems
 
 
-def check_filelog(cfg: Config) -> list[str]:
-    """filelog: offsets on fsynced file_storage, from the beginning, no .gz, endless retry."""
+def check_file_log(cfg: Config) -> list[str]:
+    """file_log: offsets on fsynced file_storage, from the beginning, no .gz, endless retry."""
     problems: list[str] = []
     receivers = _section(cfg, "receivers")
     for rec in receivers:
-        if _kind(rec) != "filelog":
+        if _kind(rec) != "file_log":
             continue
         settings = _settings(receivers, rec)
         reason = _durable_storage(cfg, settings.get("storage"))
@@ -434,8 +446,6 @@ def check_routing(cfg: Config) -> list[str]:
         settings = _settings(connectors, conn)
         if "match_once" in settings:
             problems.append(f"connector {conn!r}: match_once was removed in v0.120.0")
-        if settings.get("error_mode") not in {"ignore", "silent"}:
-            problems.append(f"connector {conn!r}: error_mode propagate drops the payload")
         table = settings.get("table")
         if not isinstance(table, list) or not table:
             problems.append(f"connector {conn!r}: table must be a non-empty list")
@@ -476,6 +486,57 @@ def check_routing_categories(cfg: Config) -> list[str]:
     return problems
 
 
+KEYS_FILE = CONFIG_DIR / "component-keys.yaml"
+COMPONENT_KEYS: dict[str, Any] = _load(KEYS_FILE)
+SECTIONS = ("receivers", "processors", "exporters", "connectors", "extensions")
+
+
+def _unknown_options(value: Any, spec: Any, where: str) -> Iterator[str]:
+    """Paths under ``where`` whose key ``spec`` (component-keys.yaml notation) lacks."""
+    if not isinstance(spec, dict):
+        return
+    if isinstance(value, list) and "[]" in spec:
+        for index, item in enumerate(value):
+            yield from _unknown_options(item, spec["[]"], f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            if key in spec:
+                yield from _unknown_options(sub, spec[key], f"{where}.{key}")
+            elif "*" in spec:
+                yield from _unknown_options(sub, spec["*"], f"{where}.{key}")
+            else:
+                yield f"{where}.{key}"
+
+
+def check_known_options(cfg: Config) -> list[str]:
+    """Every option is one its component type has (a typo would only fail at startup)."""
+    problems: list[str] = []
+    for section in SECTIONS:
+        table = _dict(COMPONENT_KEYS.get(section))
+        for comp, settings in _section(cfg, section).items():
+            kind = _kind(comp, exporter=section == "exporters")
+            if kind not in table:
+                problems.append(
+                    f"{section}.{comp}: no option table for {kind!r} in {KEYS_FILE.name}"
+                )
+                continue
+            for path in _unknown_options(settings, _dict(table[kind]).get("keys"), comp):
+                problems.append(f"{section}.{path}: unknown option")
+    return problems
+
+
+def check_error_modes(cfg: Config) -> list[str]:
+    """An OTTL error must not drop the payload: error_mode ignore (or silent)."""
+    problems: list[str] = []
+    for section in ("processors", "connectors"):
+        for comp, settings in _section(cfg, section).items():
+            if _kind(comp) in {"transform", "routing"}:
+                mode = _dict(settings).get("error_mode")
+                if mode not in {"ignore", "silent"}:
+                    problems.append(f"{section}.{comp}: error_mode {mode!r} drops the payload")
+    return problems
+
+
 CHECKS: list[Check] = [
     check_references,
     check_extension_refs,
@@ -484,9 +545,11 @@ CHECKS: list[Check] = [
     check_memory_limiter_first,
     check_tls,
     check_queue_and_retry,
-    check_filelog,
+    check_file_log,
     check_routing,
     check_routing_categories,
+    check_known_options,
+    check_error_modes,
 ]
 
 
@@ -562,8 +625,8 @@ def test_undefined_processor_is_caught(agent: Config) -> None:
 
 
 def test_undefined_receiver_is_caught(agent: Config) -> None:
-    agent["receivers"]["filelog/other"] = agent["receivers"].pop("filelog/store")
-    _fails(check_references, agent, "receiver 'filelog/store' is not defined")
+    agent["receivers"]["filelog/other"] = agent["receivers"].pop("file_log/store")
+    _fails(check_references, agent, "receiver 'file_log/store' is not defined")
 
 
 def test_connector_without_receiving_pipeline_is_caught(gateway: Config) -> None:
@@ -645,8 +708,8 @@ def test_body_rewriting_or_unknown_processor_is_caught(gateway: Config, kind: st
     _fails(check_body_untouched, gateway, f"processor '{kind}/x'")
 
 
-def test_filelog_operator_is_caught(agent: Config) -> None:
-    agent["receivers"]["filelog/store"]["operators"] = [
+def test_file_log_operator_is_caught(agent: Config) -> None:
+    agent["receivers"]["file_log/store"]["operators"] = [
         {"type": "json_parser", "parse_from": "body", "parse_to": "body"}
     ]
     _fails(check_body_untouched, agent, "'operators' would change the line")
@@ -687,8 +750,8 @@ def test_receiver_without_tls_is_caught_unless_loopback(agent: Config) -> None:
 
 
 def test_exporter_below_tls_1_3_is_caught(agent: Config) -> None:
-    agent["exporters"]["otlp/gateway"]["tls"]["min_version"] = "1.2"
-    _fails(check_tls, agent, "exporter 'otlp/gateway'")
+    agent["exporters"]["otlp_grpc/gateway"]["tls"]["min_version"] = "1.2"
+    _fails(check_tls, agent, "exporter 'otlp_grpc/gateway'")
 
 
 def test_exporter_without_tls_is_caught(gateway_os: Config) -> None:
@@ -712,7 +775,7 @@ def test_s3_without_tls_is_caught(gateway: Config) -> None:
 
 
 def test_queue_without_storage_is_caught(agent: Config) -> None:
-    del agent["exporters"]["otlp/gateway"]["sending_queue"]["storage"]
+    del agent["exporters"]["otlp_grpc/gateway"]["sending_queue"]["storage"]
     _fails(check_queue_and_retry, agent, "sending_queue: no storage extension")
 
 
@@ -733,7 +796,7 @@ def test_retry_with_time_limit_is_caught(gateway: Config, elapsed: Any) -> None:
 
 
 def test_retry_switched_off_is_caught(gateway_os: Config) -> None:
-    gateway_os["exporters"]["otlp/siem"]["retry_on_failure"]["enabled"] = False
+    gateway_os["exporters"]["otlp_grpc/siem"]["retry_on_failure"]["enabled"] = False
     _fails(check_queue_and_retry, gateway_os, "retry_on_failure.enabled must be true")
 
 
@@ -742,24 +805,24 @@ def test_elasticsearch_without_bulk_retry_is_caught(gateway: Config) -> None:
     _fails(check_queue_and_retry, gateway, "retry.enabled and max_retries")
 
 
-def test_filelog_without_offset_storage_is_caught(agent: Config) -> None:
-    del agent["receivers"]["filelog/store"]["storage"]
-    _fails(check_filelog, agent, "offsets: no storage extension")
+def test_file_log_without_offset_storage_is_caught(agent: Config) -> None:
+    del agent["receivers"]["file_log/store"]["storage"]
+    _fails(check_file_log, agent, "offsets: no storage extension")
 
 
-def test_filelog_reading_compressed_segments_is_caught(agent: Config) -> None:
-    del agent["receivers"]["filelog/store"]["exclude"]
-    _fails(check_filelog, agent, "segments must be excluded")
+def test_file_log_reading_compressed_segments_is_caught(agent: Config) -> None:
+    del agent["receivers"]["file_log/store"]["exclude"]
+    _fails(check_file_log, agent, "segments must be excluded")
 
 
-def test_filelog_starting_at_end_is_caught(agent: Config) -> None:
-    agent["receivers"]["filelog/store"]["start_at"] = "end"
-    _fails(check_filelog, agent, "start_at must be beginning")
+def test_file_log_starting_at_end_is_caught(agent: Config) -> None:
+    agent["receivers"]["file_log/store"]["start_at"] = "end"
+    _fails(check_file_log, agent, "start_at must be beginning")
 
 
-def test_filelog_giving_up_is_caught(agent: Config) -> None:
-    agent["receivers"]["filelog/store"]["retry_on_failure"]["max_elapsed_time"] = "5m"
-    _fails(check_filelog, agent, "retry_on_failure must be on")
+def test_file_log_giving_up_is_caught(agent: Config) -> None:
+    agent["receivers"]["file_log/store"]["retry_on_failure"]["max_elapsed_time"] = "5m"
+    _fails(check_file_log, agent, "retry_on_failure must be on")
 
 
 def test_routing_match_once_is_caught(gateway: Config) -> None:
@@ -769,7 +832,60 @@ def test_routing_match_once_is_caught(gateway: Config) -> None:
 
 def test_routing_error_mode_propagate_is_caught(gateway: Config) -> None:
     gateway["connectors"]["routing/siem"]["error_mode"] = "propagate"
-    _fails(check_routing, gateway, "drops the payload")
+    _fails(check_error_modes, gateway, "connectors.routing/siem: error_mode 'propagate'")
+
+
+def test_transform_error_mode_propagate_is_caught(agent: Config) -> None:
+    del agent["processors"]["transform/store_index"]["error_mode"]
+    _fails(check_error_modes, agent, "processors.transform/store_index: error_mode None")
+
+
+@pytest.mark.parametrize(
+    ("section", "component", "path"),
+    [
+        ("exporters", "otlp_grpc/gateway", ("tls", "min_verison")),
+        ("exporters", "otlp_grpc/gateway", ("retry_on_failure", "max_elapsed")),
+        ("exporters", "otlp_grpc/gateway", ("sending_queue", "batch", "flush_interval")),
+        ("receivers", "file_log/store", ("start_from",)),
+        ("extensions", "file_storage/queue", ("fsynch",)),
+        ("receivers", "otlp", ("protocols", "grpc", "max_recv_msg_size")),
+    ],
+)
+def test_misspelt_option_is_caught(
+    agent: Config, section: str, component: str, path: tuple[str, ...]
+) -> None:
+    node = agent[section][component]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "x"
+    _fails(check_known_options, agent, f"{section}.{component}.{'.'.join(path)}: unknown option")
+
+
+def test_misspelt_server_tls_option_is_caught(gateway: Config) -> None:
+    tls = gateway["receivers"]["otlp"]["protocols"]["http"]["tls"]
+    tls["client_ca"] = tls.pop("client_ca_file")
+    _fails(check_known_options, gateway, "receivers.otlp.protocols.http.tls.client_ca")
+    _fails(check_tls, gateway, "tls.client_ca_file is required")
+
+
+def test_misspelt_route_option_is_caught(gateway: Config) -> None:
+    gateway["connectors"]["routing/siem"]["table"][0]["pipeline"] = ["logs/siem"]
+    _fails(check_known_options, gateway, "connectors.routing/siem.table[0].pipeline")
+
+
+def test_component_without_option_table_is_caught(gateway: Config) -> None:
+    gateway["exporters"]["kafka/siem"] = {"brokers": ["kafka:9093"]}
+    _fails(check_known_options, gateway, "no option table for 'kafka'")
+
+
+def test_deprecated_type_names_map_to_the_current_ones(agent: Config) -> None:
+    agent["exporters"]["otlp/gateway"] = agent["exporters"].pop("otlp_grpc/gateway")
+    agent["receivers"]["filelog/store"] = agent["receivers"].pop("file_log/store")
+    for spec in agent["service"]["pipelines"].values():
+        spec["exporters"] = ["otlp/gateway"]
+    agent["service"]["pipelines"]["logs/store"]["receivers"] = ["filelog/store"]
+    for check in CHECKS:
+        assert check(agent) == [], check.__name__
 
 
 def test_routing_route_with_condition_and_statement_is_caught(gateway: Config) -> None:
