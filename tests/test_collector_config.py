@@ -22,6 +22,9 @@ that matter for audit records and that a typo or a "harmless" edit could break:
 * every option name is one the component has (``component-keys.yaml``, taken from the
   upstream configuration schemas), and no OTTL error mode drops a payload.
 
+The verifier reads what the gateway writes (files under the configured name and its
+rotated names, gzip archive objects), and reports a body changed on the way.
+
 Each check returns a list of problems. Every check runs on every shipped config and on a
 mutated copy of a real config that must fail it.
 """
@@ -29,6 +32,7 @@ mutated copy of a real config that must fail it.
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -37,6 +41,11 @@ from typing import Any
 
 import pytest
 import yaml
+
+from otel_audit.keys import SigningKey
+from otel_audit.sealing import SealedRecord
+from otel_audit.testing import seal_stream
+from otel_audit.verify import verify_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "collector-config"
@@ -933,3 +942,73 @@ def test_a_misspelt_category_is_caught(gateway: Config) -> None:
     route = gateway["connectors"]["routing/siem"]["table"][0]
     route["condition"] = route["condition"].replace('"authentication"', '"authentification"')
     _fails(check_routing_categories, gateway, "unknown audit.category 'authentification'")
+
+
+# --------------------------------------------------------------------------- verify reads it
+
+
+def _export_request(batch: list[SealedRecord]) -> bytes:
+    """One OTLP/JSON ExportLogsServiceRequest, as the file exporter writes a batch per line
+    (64-bit integers as strings, the sealed record as the string body)."""
+    records = [
+        {
+            "timeUnixNano": "1767225600000000000",
+            "body": {"stringValue": sealed.line.decode("utf-8")},
+            "attributes": [
+                {"key": "audit.category", "value": {"stringValue": sealed.category}},
+                {"key": "audit.seq", "value": {"intValue": str(sealed.seq)}},
+            ],
+        }
+        for sealed in batch
+    ]
+    request = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    return json.dumps(request, separators=(",", ":")).encode()
+
+
+def _sealed_batches() -> tuple[SigningKey, list[SealedRecord], list[list[SealedRecord]]]:
+    key = SigningKey.generate("collector-config-test")
+    _, sealed = seal_stream(key, 60, checkpoint_every=16)
+    return key, sealed, [sealed[i : i + 7] for i in range(0, len(sealed), 7)]
+
+
+def test_verification_files_as_configured_are_read_by_verify(tmp_path: Path) -> None:
+    """The file exporter's path from gateway.yaml, plus a rotated file under the rotating
+    writer's backup name (``<stem>-<UTC time>.<ext>``), batches out of order."""
+    configured = _load(CONFIG_DIR / "gateway.yaml")["exporters"]["file/verify"]["path"]
+    active = Path(configured.replace("${env:OTEL_AUDIT_VERIFY_DIR}", str(tmp_path)))
+    rotated = active.with_name(f"{active.stem}-2026-12-03T21-50-00.000{active.suffix}")
+    key, sealed, batches = _sealed_batches()
+    rotated.write_bytes(b"".join(_export_request(b) + b"\n" for b in reversed(batches[:5])))
+    active.write_bytes(b"".join(_export_request(b) + b"\n" for b in batches[5:]))
+
+    report = verify_paths([str(tmp_path)], [key.verifier()])
+
+    assert report.intact(strict=True), report.summary()
+    assert (report.files, report.records) == (2, len(sealed))
+
+
+def test_archive_objects_are_read_by_verify(tmp_path: Path) -> None:
+    """awss3 with ``marshaler: otlp_json`` and gzip: one export request per object."""
+    key, sealed, batches = _sealed_batches()
+    hour = tmp_path / "otel-audit" / "year=2026" / "month=12" / "day=03" / "hour=21"
+    hour.mkdir(parents=True)
+    for index, batch in enumerate(batches):
+        (hour / f"audit-{index:04d}.json.gz").write_bytes(gzip.compress(_export_request(batch)))
+
+    report = verify_paths([str(tmp_path)], [key.verifier()])
+
+    assert report.intact(strict=True), report.summary()
+    assert report.records == len(sealed)
+
+
+def test_a_body_rewritten_in_the_collector_is_reported(tmp_path: Path) -> None:
+    """Why no processor may touch the body: a masked value is a `modified` record."""
+    key, sealed, batches = _sealed_batches()
+    lines = [_export_request(b) for b in batches]
+    victim = sealed[3].record["actor"]["user_id"]
+    lines[0] = lines[0].replace(victim.encode(), b"****", 1)
+    (tmp_path / "audit-otlp.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
+
+    report = verify_paths([str(tmp_path)], [key.verifier()])
+
+    assert "modified" in report.kinds()
