@@ -1,12 +1,15 @@
 """Primary account numbers: find them (Luhn, ISO/IEC 7812-1 Annex B) and mask them.
 
-A candidate is a run of 13 to 19 digits, each pair optionally separated by one space or
-dash (``4111 1111 1111 1111``, ``4111-1111-1111-1111``). Every window of 13–19 digits
-inside a longer run is checked too, so two card numbers written next to each other are
-both found. Each Luhn-valid window keeps its first 6 and last 4 digits and has the
-digits in between replaced by ``*`` (PCI DSS v4.0 req. 3.4.1: at most BIN and last four
-displayed); separators are kept. The result contains no Luhn-valid window of 13–19
-digits, so no full PAN survives, whatever the separators.
+A candidate is a run of digits in which single spaces or dashes may separate groups
+(``4111 1111 1111 1111``, ``4111-1111-1111-1111``, ``4111111111111111``). A PAN is a
+Luhn-valid stretch of 13–19 digits of that run that starts at the beginning of a group
+and ends at the end of a group, so a number written next to another one
+(``qty 2 4111 1111 1111 1111``, two card numbers back to back) is still found, while a
+PAN must not start or end in the middle of a longer number (``12`` + a PAN, with no
+separator, is an 18-digit number, not a card). Inside a group of more than 19 digits,
+which is no card number by itself, every 13–19 digit window is checked. Each PAN keeps
+its first 6 and last 4 digits and has the digits in between replaced by ``*`` (PCI DSS
+v4.0 req. 3.4.1: at most BIN and last four displayed); separators are kept.
 """
 
 from __future__ import annotations
@@ -29,36 +32,58 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _windows(groups: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Candidate ``(first, last)`` digit indexes: group-aligned stretches of 13–19 digits,
+    and every window inside a group longer than 19 digits."""
+    out = []
+    for i, (first, _) in enumerate(groups):
+        for _, last in groups[i:]:
+            size = last - first + 1
+            if size > _MAX:
+                break
+            if size >= _MIN:
+                out.append((first, last))
+    for first, last in groups:
+        if last - first + 1 > _MAX:
+            for end in range(first + _MIN - 1, last + 1):
+                for start in range(max(first, end - _MAX + 1), end - _MIN + 2):
+                    out.append((start, end))
+    return out
+
+
 def _masked_run(run: str) -> str | None:
-    """``run`` with every Luhn-valid 13–19 digit window masked, or None when none is."""
+    """``run`` with every PAN in it masked, or None when it holds none."""
     where = [i for i, char in enumerate(run) if "0" <= char <= "9"]
     values = [ord(run[i]) - 48 for i in where]
     n = len(values)
+    groups: list[tuple[int, int]] = []  # digit indexes of maximal unseparated groups
+    for k in range(n):
+        if k and where[k] == where[k - 1] + 1:
+            groups[-1] = (groups[-1][0], k)
+        else:
+            groups.append((k, k))
     # prefix sums by position parity, plain and doubled: a window's Luhn sum in O(1)
     plain = [[0] * (n + 1), [0] * (n + 1)]
     doubled = [[0] * (n + 1), [0] * (n + 1)]
     for k, value in enumerate(values):
         for parity in (0, 1):
-            plain[parity][k + 1] = plain[parity][k] + (value if k % 2 == parity else 0)
-            doubled[parity][k + 1] = doubled[parity][k] + (
-                _DOUBLED[value] if k % 2 == parity else 0
-            )
+            own = k % 2 == parity
+            plain[parity][k + 1] = plain[parity][k] + (value if own else 0)
+            doubled[parity][k + 1] = doubled[parity][k] + (_DOUBLED[value] if own else 0)
     hide = bytearray(n)
     found = False
-    for end in range(_MIN - 1, n):  # the rightmost digit of the window is not doubled
-        same, other = end % 2, 1 - end % 2
-        for start in range(max(0, end - _MAX + 1), end - _MIN + 2):
-            total = (
-                plain[same][end + 1]
-                - plain[same][start]
-                + doubled[other][end + 1]
-                - doubled[other][start]
-            )
-            if total % 10 == 0:
-                found = True
-                hide[start + _KEEP_FIRST : end + 1 - _KEEP_LAST] = b"\x01" * (
-                    end + 1 - _KEEP_LAST - start - _KEEP_FIRST
-                )
+    for start, end in _windows(groups):
+        same, other = end % 2, 1 - end % 2  # the rightmost digit is not doubled
+        total = (
+            plain[same][end + 1]
+            - plain[same][start]
+            + doubled[other][end + 1]
+            - doubled[other][start]
+        )
+        if total % 10 == 0:
+            found = True
+            for k in range(start + _KEEP_FIRST, end + 1 - _KEEP_LAST):
+                hide[k] = 1
     if not found:
         return None
     chars = list(run)
