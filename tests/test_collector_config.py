@@ -424,7 +424,8 @@ def check_queue_and_retry(cfg: Config) -> list[str]:
 
 
 def check_file_log(cfg: Config) -> list[str]:
-    """file_log: offsets on fsynced file_storage, from the beginning, no .gz, endless retry."""
+    """file_log: offsets on fsynced file_storage, from the beginning, whole lines only,
+    no .gz, endless retry."""
     problems: list[str] = []
     receivers = _section(cfg, "receivers")
     for rec in receivers:
@@ -436,6 +437,8 @@ def check_file_log(cfg: Config) -> list[str]:
             problems.append(f"receiver {rec!r}: offsets: {reason}")
         if settings.get("start_at") != "beginning":
             problems.append(f"receiver {rec!r}: start_at must be beginning")
+        if not _is_zero_duration(settings.get("force_flush_period")):
+            problems.append(f"receiver {rec!r}: force_flush_period must be 0 (torn lines)")
         excluded = any(str(p).endswith(".gz") for p in settings.get("exclude") or [])
         if not excluded and not settings.get("compression"):
             problems.append(f"receiver {rec!r}: rotated *.jsonl.gz segments must be excluded")
@@ -827,6 +830,11 @@ def test_file_log_reading_compressed_segments_is_caught(agent: Config) -> None:
 def test_file_log_starting_at_end_is_caught(agent: Config) -> None:
     agent["receivers"]["file_log/store"]["start_at"] = "end"
     _fails(check_file_log, agent, "start_at must be beginning")
+
+
+def test_file_log_flushing_partial_lines_is_caught(agent: Config) -> None:
+    del agent["receivers"]["file_log/store"]["force_flush_period"]  # default 500ms
+    _fails(check_file_log, agent, "force_flush_period must be 0")
 
 
 def test_file_log_giving_up_is_caught(agent: Config) -> None:
