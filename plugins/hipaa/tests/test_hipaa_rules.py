@@ -35,7 +35,11 @@ def chart_read(records: int = 1, **context: Any) -> dict[str, Any]:
     return build(**fields)
 
 
-GOOD = {"covered_entity": "acme_clinic", "minimum_necessary": True, "basis": "treatment"}
+GOOD: dict[str, Any] = {
+    "covered_entity": "acme_clinic",
+    "minimum_necessary": True,
+    "basis": "treatment",
+}
 
 
 def rules(plugins: Plugins, record: dict[str, Any]) -> list[str]:

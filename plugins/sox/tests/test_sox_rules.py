@@ -21,6 +21,7 @@ def sox(settings: dict[str, Any] | None = None) -> Plugins:
 
 
 def ledger_change(actor: str = "alice", **change: Any) -> dict[str, Any]:
+    tracking: Any = {"before_state": {"amount": 100}, "after_state": {"amount": 1000}, **change}
     return build(
         category="data_access",
         action="UPDATE",
@@ -29,11 +30,7 @@ def ledger_change(actor: str = "alice", **change: Any) -> dict[str, Any]:
         result="SUCCESS",
         risk_level="MEDIUM",
         context={"source_ip": "10.0.0.5"},
-        change_tracking={
-            "before_state": {"amount": 100},
-            "after_state": {"amount": 1000},
-            **change,
-        },
+        change_tracking=tracking,
     )
 
 
