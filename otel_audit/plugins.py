@@ -136,7 +136,8 @@ def parse_sinks(value: object) -> list[tuple[str, dict[str, Any]]]:
     """Sink specifications → ``[(name, options)]``.
 
     Accepts ``"cef:path=/var/log/audit.cef"`` (entries separated by ``;``, options by
-    ``,``), a mapping ``{"name": "cef", "path": ...}``, or a list of either.
+    ``,``), a mapping ``{"name": "cef", "path": ...}``, or a list of these (or of
+    ``(name, options)`` pairs).
     """
     if value is None or value == "":
         return []
@@ -164,8 +165,15 @@ def parse_sinks(value: object) -> list[tuple[str, dict[str, Any]]]:
         elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
             options = {str(k): v for k, v in item.items() if k != "name"}
             name = item["name"]
-        else:
-            raise PluginError(f"a sink needs a name: {item!r}")
+        elif (  # already parsed: (name, options)
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], Mapping)
+        ):
+            name, options = item[0], dict(item[1])
+        else:  # the item itself is not shown: sink options may hold credentials
+            raise PluginError(f"a sink needs a name (sink #{len(specs) + 1})")
         if not name.strip():
             raise PluginError("a sink needs a name")
         specs.append((name.strip(), options))
