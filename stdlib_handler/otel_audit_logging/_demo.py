@@ -19,6 +19,7 @@ from otel_audit.keys import SigningKey, VerifierKey
 from otel_audit.store import iter_segments, read_lines
 from otel_audit.verify import verify_paths
 from otel_audit_logging._context import audit_context
+from otel_audit_logging._demo_plugins import handler_options, log_scenes, show
 from otel_audit_logging._handler import AuditHandler
 from otel_audit_logging._helpers import (
     audit_batch,
@@ -211,18 +212,24 @@ def run_demo(out: Path) -> int:
         vkey_file.unlink(missing_ok=True)
         SigningKey.generate("acme-audit-demo").write(key_file)
 
+    shutil.rmtree(out / "gdpr-vault", ignore_errors=True)  # the plugins' output starts afresh
+    (out / "audit.cef").unlink(missing_ok=True)
+    options, plugin_names = handler_options(out)
+
     log = logging.getLogger("otel_audit.demo")
     log.propagate = False
     log.setLevel(logging.INFO)
-    for run in (_first_run, _second_run):  # two process lifetimes, one store
+    for lifetime, run in enumerate((_first_run, _second_run)):  # two process lifetimes
         handler = AuditHandler(
             store=str(store),
             key_file=str(key_file),
             service_name="customer-portal",
             checkpoint_every=16,
+            **options,
         )
         log.addHandler(handler)
         run(log)
+        log_scenes(log, lifetime)
         log.removeHandler(handler)
         handler.close()
 
@@ -233,7 +240,12 @@ def run_demo(out: Path) -> int:
     risks = collections.Counter(
         r["metadata"]["risk_level"] for r in records if r["category"] != "integrity"
     )
-    violations = sum(1 for r in records if r["action"] == "AUDIT_SCHEMA_VIOLATION")
+    violations = sum(  # compliance plugins' rules are named <plugin>.<rule>
+        1
+        for r in records
+        if r["action"] == "AUDIT_SCHEMA_VIOLATION"
+        and not any("." in v["rule"] for v in r["extensions"]["violations"])
+    )
     print(f"otel-audit demo: a customer portal audited through AuditHandler into {store}/")
     print(
         f"  {len(records)} sealed records in {len(iter_segments(store))} segment file(s), "
@@ -245,6 +257,8 @@ def run_demo(out: Path) -> int:
         + ", ".join(f"{k} {risks[k]}" for k in ("CRITICAL", "HIGH", "MEDIUM", "LOW") if risks[k])
     )
     print(f"  schema violations sealed instead of lost: {violations}")
+    show(out, records, plugin_names, vkey_file)
+    report = verify_paths([str(store)], [vkey])  # again: after the GDPR erasure
     for finding in report.findings:
         print(f"  {finding}")
     print(f"  {report.summary(strict=True)}")
