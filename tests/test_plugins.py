@@ -346,3 +346,47 @@ def test_cli_lists_the_installed_plugins() -> None:
 
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_AUDIT_")}
+
+
+# -- the OTel front door ---------------------------------------------------------------------
+
+
+def test_the_processor_loads_installed_plugins_into_its_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    from otel_audit.processor import AuditProcessor
+
+    monkeypatch.setenv("OTEL_AUDIT_DISABLE_PLUGINS", "sox")
+    memory = MemorySink()
+    pipeline = AuditPipeline(SigningKey.generate("processor-plugins"), [memory])
+    AuditProcessor(pipeline)
+    assert pipeline.plugins is not None
+    assert "pci" in pipeline.plugins.names
+    assert "sox" not in pipeline.plugins.names
+    provider = LoggerProvider()
+    provider.add_log_record_processor(AuditProcessor(pipeline))  # keeps the loaded ones
+    provider.get_logger("audit").emit(
+        body={
+            "actor": "alice",
+            "resource": ["order", "o-1"],
+            "extensions": {"card": "5500-0055-5555-5559"},
+            "context": {"source_ip": "192.0.2.1"},
+        },
+        event_name="audit.data_access.create",
+    )
+    provider.shutdown()
+    [sealed] = [s for s in memory.records if s.category != "integrity"]
+    assert sealed.record["extensions"]["card"] == "5500-00**-****-5559"
+
+    own = _plugins(("listener", Listener()))
+    explicit = AuditPipeline(SigningKey.generate("explicit"), [MemorySink()])
+    AuditProcessor(explicit, plugins=own)
+    assert explicit.plugins is own
+    explicit.close()
+    none = AuditPipeline(SigningKey.generate("none"), [MemorySink()])
+    AuditProcessor(none, disable_plugins="*")
+    assert none.plugins is not None
+    assert none.plugins.names == []
+    none.close()
