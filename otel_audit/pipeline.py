@@ -251,6 +251,10 @@ class AuditPipeline:
                     kind="spill",
                 )
             self._spill.active = True
+            if self.plugins is not None and not self.strict:
+                # redact before the record touches the disk (a card number must not sit
+                # in a spill file); the redact hooks are idempotent and run again later
+                self.plugins.redact(record)
             self._spill.append(record)
             self.stats.spilled += 1
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+from typing import Any
+
 import pytest
 from pci_support import card_record, pci_plugins
 
+from otel_audit.keys import SigningKey
+from otel_audit.pipeline import AuditPipeline
 from otel_audit.records import build
 from otel_audit.schema import validate
-from otel_audit.testing import run_pipeline
+from otel_audit.testing import MemorySink, run_pipeline
 from otel_audit_pci import luhn_valid, mask_pans, mask_record
 
 
@@ -135,3 +141,39 @@ def test_unknown_settings_are_rejected() -> None:
 
     with pytest.raises(PluginError, match="unknown pci settings: treshold"):
         pci_plugins({"treshold": 3})
+
+
+def test_a_spilled_record_is_masked_before_it_touches_the_disk(tmp_path: Path) -> None:
+    class HeldSink(MemorySink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = threading.Event()
+
+        def write(self, batch: Any) -> None:
+            self.gate.wait(10)
+            super().write(batch)
+
+    sink = HeldSink()
+    spill = tmp_path / "spill"
+    pipeline = AuditPipeline(
+        SigningKey.generate("spill"),
+        [sink],
+        queue_size=2,
+        max_block_ms=1,
+        batch_size=1,
+        spill_dir=spill,
+        plugins=pci_plugins(),
+    )
+    try:
+        for _ in range(12):
+            pipeline.submit(card_record(extensions={"pan": "4111 1111 1111 1111"}))
+        assert pipeline.stats.spilled > 0
+        spilled = b"".join(p.read_bytes() for p in spill.glob("spill-*.jsonl"))
+        assert b"4111 11** **** 1111" in spilled
+        assert b"4111 1111 1111 1111" not in spilled
+    finally:
+        sink.gate.set()
+        assert pipeline.close()
+    masked = [s for s in sink.records if s.category != "integrity"]
+    assert len(masked) == 12
+    assert all(s.record["extensions"]["pan"] == "4111 11** **** 1111" for s in masked)
