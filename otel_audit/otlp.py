@@ -1,0 +1,601 @@
+"""``OTLPSink``: ship sealed records over OTLP (gRPC or HTTP/protobuf) without losing one.
+
+A :class:`~otel_audit.pipeline.Sink` for the core pipeline. Each
+:class:`~otel_audit.sealing.SealedRecord` becomes one OTel log record (DESIGN §2): the
+body is the sealed wire line as a JSON string (or, with ``body="map"``, the record as
+a map), ``event_name`` is ``audit.<category>.<action lower-case>``, and flat attributes
+(semantic conventions plus ``audit.*``) serve search; the verifier trusts the body only.
+The records go through ``opentelemetry-exporter-otlp``'s own ``OTLPLogExporter``, so
+the standard ``OTEL_EXPORTER_OTLP_*`` variables configure it (see docs/otlp.md).
+
+Delivery (DESIGN §6): :meth:`OTLPSink.write` only queues the batch (in memory, or on
+disk when the memory bound is reached) and returns; a sender thread exports batches in
+order. A failed export (after the exporter's own bounded retries) is retried with
+exponential backoff; meanwhile every pending batch is written to an fsynced, bounded
+disk spool (and to the ``backup`` sink, if any), new batches queue behind them, and the
+spool is replayed in order once the collector answers again — also by the next process
+that uses the same spool directory. A retry can deliver a batch twice; the verifier
+counts byte-identical copies once. :meth:`OTLPSink.flush` and :meth:`OTLPSink.close`
+raise :class:`DeliveryError` (the pipeline then reports False) while anything is not
+delivered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import grpc  # type: ignore[import-untyped]
+import orjson
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+    OTLPLogExporter as GrpcExporter,
+)
+from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+    OTLPLogExporter as HttpExporter,
+)
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
+
+from otel_audit._otlp_spool import Spool, SpoolFullError
+from otel_audit.errors import AuditError
+from otel_audit.pipeline import Sink
+from otel_audit.sealing import SealedRecord
+
+__all__ = [
+    "DeliveryError",
+    "OTLPSink",
+    "OTLPStats",
+    "SpoolFullError",
+    "log_records",
+    "make_exporter",
+]
+
+internal_log = logging.getLogger("otel_audit.internal")  # non-propagating (see pipeline.py)
+
+BodyMode = Literal["string", "map"]
+_SCOPE = InstrumentationScope("otel_audit", "0.1.0")
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_UTC = _dt.timezone.utc
+_NO_FLAGS = TraceFlags(0)
+_SEVERITY = {
+    "LOW": (SeverityNumber.INFO, "INFO"),
+    "MEDIUM": (SeverityNumber.INFO, "INFO"),
+    "HIGH": (SeverityNumber.WARN, "WARN"),
+    "CRITICAL": (SeverityNumber.ERROR, "ERROR"),
+}
+_DEFAULT_SEVERITY = (SeverityNumber.INFO, "INFO")
+
+
+class DeliveryError(AuditError):
+    """Records are not (yet) delivered to the collector; they wait in the spool."""
+
+
+class OTLPStats:
+    """Counters, readable at any time (plain ints)."""
+
+    __slots__ = (
+        "alerts",
+        "backed_up",
+        "delivered",
+        "export_failures",
+        "replayed",
+        "spool_full",
+        "spooled",
+    )
+
+    def __init__(self) -> None:
+        self.delivered = 0  # records the collector accepted
+        self.export_failures = 0  # failed export attempts (each after the exporter's retries)
+        self.spooled = 0  # records written to the disk spool
+        self.replayed = 0  # records delivered from the disk spool
+        self.backed_up = 0  # records written to the backup sink
+        self.spool_full = 0  # records refused because the spool was full
+        self.alerts = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+# -- SealedRecord → OTel log record -----------------------------------------------------------
+
+
+class _Resource(Resource):
+    """A Resource whose hash is computed once: the SDK encoder hashes it per record."""
+
+    def __init__(self, base: Resource) -> None:
+        super().__init__(dict(base.attributes), base.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or super().__eq__(other)
+
+
+def _timestamp_ns(text: Any) -> int:
+    """``2024-01-15T14:30:45.123Z`` → ns since the epoch (0 when unreadable)."""
+    if not isinstance(text, str) or not text.endswith("Z"):
+        return 0
+    try:
+        moment = _dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=_UTC)
+    except ValueError:
+        return 0
+    return (moment - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
+
+
+def _hex_id(value: Any, width: int) -> int:
+    if isinstance(value, str) and len(value) == width:
+        with contextlib.suppress(ValueError):
+            return int(value, 16)
+    return 0
+
+
+def _attributes(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat search attributes of DESIGN §2 (semantic conventions, then ``audit.*``)."""
+    attrs: dict[str, Any] = {}
+    actor = record.get("actor")
+    if isinstance(actor, Mapping):
+        for key, attr in (("user_id", "user.id"), ("session_id", "session.id")):
+            value = actor.get(key)
+            if isinstance(value, str):
+                attrs[attr] = value
+    context = record.get("context")
+    if isinstance(context, Mapping):
+        for key, attr in (
+            ("source_ip", "client.address"),
+            ("user_agent", "user_agent.original"),
+            ("api_endpoint", "url.path"),
+        ):
+            value = context.get(key)
+            if isinstance(value, str):
+                attrs[attr] = value
+    result = record.get("result")
+    if isinstance(result, Mapping):
+        code = result.get("response_code")
+        if type(code) is int:
+            attrs["http.response.status_code"] = code
+    resource = record.get("resource")
+    if isinstance(resource, Mapping) and isinstance(resource.get("table"), str):
+        attrs["db.collection.name"] = resource["table"]
+    if isinstance(record.get("event_id"), str):
+        attrs["log.record.uid"] = record["event_id"]
+    attrs["audit.category"] = str(record.get("category"))
+    attrs["audit.action"] = str(record.get("action"))
+    if isinstance(result, Mapping) and isinstance(result.get("status"), str):
+        attrs["audit.result"] = result["status"]
+    metadata = record.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get("risk_level"), str):
+        attrs["audit.risk_level"] = metadata["risk_level"]
+    integrity = record["integrity"]
+    attrs["audit.origin"] = integrity["origin"]
+    attrs["audit.seq"] = integrity["seq"]
+    return attrs
+
+
+def _log_record(
+    record: Mapping[str, Any], line: bytes, resource: Resource, body: BodyMode
+) -> ReadableLogRecord:
+    # The SDK's LogRecord.__init__ looks up the current context and span on every call;
+    # the exporter's encoder reads plain attributes only, so set them directly.
+    log = LogRecord.__new__(LogRecord)
+    context = record.get("context")
+    context = context if isinstance(context, Mapping) else {}
+    metadata = record.get("metadata")
+    risk = metadata.get("risk_level") if isinstance(metadata, Mapping) else None
+    severity, severity_text = _SEVERITY.get(risk, _DEFAULT_SEVERITY)  # type: ignore[arg-type]
+    timestamp = _timestamp_ns(record.get("timestamp"))
+    log.__dict__.update(
+        timestamp=timestamp,
+        observed_timestamp=timestamp,
+        context=None,
+        trace_id=_hex_id(context.get("trace_id"), 32),
+        span_id=_hex_id(context.get("span_id"), 16),
+        trace_flags=_NO_FLAGS,
+        severity_text=severity_text,
+        severity_number=severity,
+        body=line.decode("utf-8") if body == "string" else record,
+        attributes=_attributes(record),
+        event_name=f"audit.{record.get('category')}.{str(record.get('action')).lower()}",
+        exception=None,
+    )
+    readable = ReadableLogRecord.__new__(ReadableLogRecord)  # frozen dataclass: no setattr
+    readable.__dict__.update(
+        log_record=log, resource=resource, instrumentation_scope=_SCOPE, limits=None
+    )
+    return readable
+
+
+def log_records(
+    batch: Sequence[SealedRecord], resource: Resource, *, body: BodyMode = "string"
+) -> list[ReadableLogRecord]:
+    """The OTel log records (SDK ``ReadableLogRecord``) that carry ``batch`` (DESIGN §2)."""
+    return [_log_record(s.record, s.line, resource, body) for s in batch]
+
+
+# -- the exporter ------------------------------------------------------------------------
+
+
+def _protocol(given: str | None) -> str:
+    value = (
+        given
+        or os.environ.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    ).strip()
+    if value in ("grpc",):
+        return "grpc"
+    if value in ("http/protobuf", "http"):
+        return "http/protobuf"
+    raise ValueError(f"OTLP protocol must be 'grpc' or 'http/protobuf', got {value!r}")
+
+
+def _headers(given: Mapping[str, str] | str | None) -> dict[str, str] | None:
+    if given is None or isinstance(given, Mapping):
+        return dict(given) if given else None
+    headers: dict[str, str] = {}
+    for part in given.split(","):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            headers[key.strip().lower()] = value.strip()
+    return headers or None
+
+
+def make_exporter(
+    endpoint: str | None = None,
+    *,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | str | None = None,
+    insecure: bool | None = None,
+    certificate_file: str | None = None,
+    client_key_file: str | None = None,
+    client_certificate_file: str | None = None,
+    timeout_s: float | None = None,
+) -> LogRecordExporter:
+    """An ``opentelemetry-exporter-otlp`` ``OTLPLogExporter`` for ``protocol`` (``grpc`` or
+    ``http/protobuf``; default ``OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL``, else ``grpc``).
+
+    Arguments win; what is not given comes from the standard ``OTEL_EXPORTER_OTLP_*``
+    variables, read by the exporter itself. ``endpoint`` is a base URL like
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (HTTP gets ``/v1/logs`` appended when the URL has no
+    path); without a scheme it means plaintext ``http://``.
+    """
+    chosen = _protocol(protocol)
+    if endpoint is not None and "://" not in endpoint:
+        endpoint = f"http://{endpoint}"
+    header_map = _headers(headers)
+    env_timeout = os.environ.get("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TIMEOUT"
+    )
+    if timeout_s is None and not env_timeout:
+        timeout_s = 5.0  # one attempt (with the exporter's own quick retries) stays bounded
+    if chosen == "grpc":
+        credentials = None
+        if certificate_file or client_certificate_file:
+
+            def _read(path: str | None) -> bytes | None:
+                return Path(path).read_bytes() if path else None
+
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(certificate_file),
+                private_key=_read(client_key_file),
+                certificate_chain=_read(client_certificate_file),
+            )
+            insecure = False
+        return GrpcExporter(
+            endpoint=endpoint,
+            insecure=insecure,
+            credentials=credentials,
+            headers=header_map,
+            timeout=timeout_s,
+        )
+    if endpoint is not None and urlparse(endpoint).path in ("", "/"):
+        endpoint = endpoint.rstrip("/") + "/v1/logs"
+    return HttpExporter(
+        endpoint=endpoint,
+        certificate_file=certificate_file,
+        client_key_file=client_key_file,
+        client_certificate_file=client_certificate_file,
+        headers=header_map,
+        timeout=timeout_s,
+    )
+
+
+def make_resource(
+    service_name: str | None = None,
+    instance_id: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Resource:
+    """``Resource.create`` (so ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` apply)
+    with ``service.name`` and ``service.instance.id`` always set."""
+    given: dict[str, Any] = dict(attributes or {})
+    if service_name:
+        given["service.name"] = service_name
+    if instance_id:
+        given["service.instance.id"] = instance_id
+    resource = Resource.create(given)
+    if not resource.attributes.get("service.instance.id"):
+        fallback = f"{socket.gethostname()}-{os.getpid()}"  # as make_origin names instances
+        resource = resource.merge(Resource({"service.instance.id": fallback}))
+    return _Resource(resource)
+
+
+# -- the sink ----------------------------------------------------------------------------
+
+
+class _Entry:
+    """One batch, in memory (``sealed``) and/or on disk (``path``)."""
+
+    __slots__ = ("backed_up", "count", "path", "sealed")
+
+    def __init__(self, sealed: list[SealedRecord] | None, path: Path | None, count: int) -> None:
+        self.sealed = sealed
+        self.path = path
+        self.count = count
+        self.backed_up = False
+
+
+class OTLPSink:
+    """A pipeline :class:`~otel_audit.pipeline.Sink` that exports sealed records over OTLP.
+
+    ``spool_dir`` must belong to this process alone (it is locked); batches left there by
+    an earlier process are sent first. ``backup`` (any Sink, e.g. a
+    :class:`~otel_audit.store.LocalStore`) receives every batch that the collector did not
+    take at the first attempt. ``on_alert`` is called with a message when delivery starts
+    failing, when the spool is full, and when delivery recovers.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        protocol: str | None = None,
+        headers: Mapping[str, str] | str | None = None,
+        insecure: bool | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        timeout_s: float | None = None,
+        service_name: str | None = None,
+        instance_id: str | None = None,
+        resource_attributes: Mapping[str, Any] | None = None,
+        body: BodyMode = "string",
+        spool_dir: str | os.PathLike[str] = "./otel-audit-spool",
+        spool_max_bytes: int = 256 * 2**20,
+        max_memory_records: int = 65_536,
+        retry_initial_s: float = 0.25,
+        retry_max_s: float = 5.0,
+        flush_timeout_s: float = 10.0,
+        backup: Sink | None = None,
+        on_alert: Callable[[str], None] | None = None,
+        exporter: LogRecordExporter | None = None,
+    ) -> None:
+        if body not in ("string", "map"):
+            raise ValueError(f"body must be 'string' or 'map', got {body!r}")
+        self.stats = OTLPStats()
+        self.body: BodyMode = body
+        self.resource = make_resource(service_name, instance_id, resource_attributes)
+        self.exporter = exporter or make_exporter(
+            endpoint,
+            protocol=protocol,
+            headers=headers,
+            insecure=insecure,
+            certificate_file=certificate_file,
+            client_key_file=client_key_file,
+            client_certificate_file=client_certificate_file,
+            timeout_s=timeout_s,
+        )
+        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
+        self._backup = backup
+        self._alert = on_alert
+        self._retry_initial = retry_initial_s
+        self._retry_max = retry_max_s
+        self._flush_timeout = flush_timeout_s
+        self._max_memory = max_memory_records
+        self._cond = threading.Condition()
+        self._entries: deque[_Entry] = deque()
+        for path in self.spool.pending():  # an earlier process's spool goes first, in order
+            self._entries.append(_Entry(None, path, len(Spool.read(path))))
+        self._in_memory = 0
+        self._failing = False  # the last export failed: new batches go to the spool
+        self._attempts = 0  # completed export attempts (for flush)
+        self._stopping = False
+        self._closed = False
+        self._sender = threading.Thread(target=self._run, name="otel-audit-otlp", daemon=True)
+        self._sender.start()
+
+    @property
+    def pending(self) -> int:
+        """Records not delivered yet (in memory or spooled)."""
+        with self._cond:
+            return sum(e.count for e in self._entries)
+
+    # -- Sink --------------------------------------------------------------------------------
+
+    def write(self, batch: Sequence[SealedRecord]) -> None:
+        """Queue ``batch`` behind everything pending; never waits for the network."""
+        if not batch:
+            return
+        with self._cond:
+            if self._closed:
+                raise DeliveryError("OTLP sink is closed")
+            entry = _Entry(list(batch), None, len(batch))
+            if self._failing:
+                self._backup_entry(entry)
+            if self._failing or self._in_memory + len(batch) > self._max_memory:
+                self._persist(entry)  # raises SpoolFullError (after the backup) when full
+                entry.sealed = None  # read back from the spool when its turn comes
+            else:
+                self._in_memory += entry.count
+            self._entries.append(entry)
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Wait (at most ``flush_timeout_s``) until everything written is delivered;
+        :class:`DeliveryError` otherwise (what is left waits in the spool)."""
+        deadline = time.monotonic() + self._flush_timeout
+        with self._cond:
+            start_attempts = self._attempts
+            while self._entries:
+                left = deadline - time.monotonic()
+                failed_since = self._failing and self._attempts > start_attempts
+                if left <= 0 or failed_since or not self._sender.is_alive():
+                    with contextlib.suppress(SpoolFullError, OSError):
+                        self._spool_all()
+                    raise DeliveryError(self._undelivered())
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        """Deliver what is pending (bounded by ``flush_timeout_s``), spool the rest, stop.
+
+        Raises :class:`DeliveryError` when records remain undelivered: they stay in the
+        spool for the next process that uses it."""
+        with self._cond:
+            if self._closed:
+                return
+        error: DeliveryError | None = None
+        try:
+            self.flush()
+        except DeliveryError as exc:
+            error = exc
+        with self._cond:
+            self._closed = self._stopping = True
+            self._cond.notify_all()
+        with contextlib.suppress(Exception):
+            self.exporter.shutdown()  # type: ignore[no-untyped-call]  # aborts an export in its backoff
+        self._sender.join(self._flush_timeout)
+        with self._cond:
+            with contextlib.suppress(SpoolFullError, OSError):
+                self._spool_all()
+            left = sum(e.count for e in self._entries)
+        self.spool.close()
+        if self._backup is not None:
+            with contextlib.suppress(Exception):
+                self._backup.flush()
+        if left:
+            raise error or DeliveryError(self._undelivered())
+
+    # -- the sender thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            with self._cond:
+                while not self._entries and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                entry = self._entries[0]
+            try:
+                ok = self._export(entry)
+            except Exception as exc:  # noqa: BLE001 - the sender must outlive any error
+                self._report(f"OTLP export raised {exc!r}", alert=False)
+                ok = False
+            with self._cond:
+                self._attempts += 1
+                if ok:
+                    self._entries.popleft()
+                    self.stats.delivered += entry.count
+                    if entry.sealed is not None:
+                        self._in_memory -= entry.count
+                    if entry.path is not None:
+                        self.stats.replayed += entry.count
+                        self.spool.remove(entry.path)
+                    if self._failing and not self._entries:
+                        self._failing = False
+                        self._report("OTLP delivery recovered; the spool is replayed", alert=True)
+                    failures = 0
+                    self._cond.notify_all()
+                    continue
+                self.stats.export_failures += 1
+                failures += 1
+                if not self._failing:
+                    self._failing = True
+                    self._report(
+                        f"OTLP export failed: {self.pending_unlocked():,} record(s) go to the "
+                        f"spool {self.spool.directory} and are retried with backoff",
+                        alert=True,
+                    )
+                with contextlib.suppress(SpoolFullError, OSError):
+                    self._spool_all()
+                self._cond.notify_all()
+                delay = min(self._retry_initial * 2 ** (failures - 1), self._retry_max)
+                self._cond.wait(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+
+    def pending_unlocked(self) -> int:
+        return sum(e.count for e in self._entries)
+
+    def _export(self, entry: _Entry) -> bool:
+        if entry.sealed is not None:
+            batch = log_records(entry.sealed, self.resource, body=self.body)
+        else:
+            assert entry.path is not None
+            batch = [
+                _log_record(orjson.loads(line), line, self.resource, self.body)
+                for line in Spool.read(entry.path)
+            ]
+        return self.exporter.export(batch) == LogRecordExportResult.SUCCESS
+
+    # -- spool and backup (lock held) ---------------------------------------------------------
+
+    def _persist(self, entry: _Entry) -> None:
+        if entry.path is not None or entry.sealed is None:
+            return
+        try:
+            entry.path = self.spool.append([s.line for s in entry.sealed])
+        except SpoolFullError as exc:
+            self.stats.spool_full += entry.count
+            self._report(str(exc), alert=True)
+            raise
+        self.stats.spooled += entry.count
+
+    def _spool_all(self) -> None:
+        """Make every pending in-memory batch durable (and backed up), in order."""
+        for entry in self._entries:
+            if entry.sealed is None:
+                continue
+            self._backup_entry(entry)
+            self._persist(entry)
+            self._in_memory -= entry.count
+            entry.sealed = None
+
+    def _backup_entry(self, entry: _Entry) -> None:
+        if self._backup is None or entry.backed_up or entry.sealed is None:
+            return
+        try:
+            self._backup.write(entry.sealed)
+        except Exception as exc:  # noqa: BLE001 - a failing backup is reported, not raised
+            self._report(f"backup sink {type(self._backup).__name__} failed: {exc!r}", alert=True)
+            return
+        entry.backed_up = True
+        self.stats.backed_up += entry.count
+
+    def _undelivered(self) -> str:
+        return (
+            f"{self.pending_unlocked():,} record(s) not delivered over OTLP yet; they wait "
+            f"in the spool {self.spool.directory}"
+        )
+
+    def _report(self, message: str, *, alert: bool) -> None:
+        internal_log.disabled = False
+        internal_log.warning("otel-audit: %s", message)
+        if alert:
+            self.stats.alerts += 1
+            if self._alert is not None:
+                with contextlib.suppress(Exception):
+                    self._alert(message)

@@ -1,0 +1,89 @@
+"""A real OTLP/gRPC logs receiver for tests: what a backend keeps, as OTLP/JSON lines.
+
+A grpcio server on 127.0.0.1 implementing ``LogsService.Export`` with the
+opentelemetry-proto service classes. Every accepted request is appended to ``out`` as
+one line of OTLP/JSON (protobuf ``json_format``: camelCase, 64-bit ints as strings),
+flushed before the call returns: the collector file exporter's format, which
+``otel-audit verify`` reads. ``stop()``/``start()`` on the same port simulate a backend
+outage; ``refuse`` makes it answer UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped]
+import orjson
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Servicer(logs_service_pb2_grpc.LogsServiceServicer):  # type: ignore[misc]
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(  # noqa: N802 - the gRPC method name
+        self, request: Any, context: Any
+    ) -> Any:
+        if self.receiver.refuse:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "refusing (test)")
+        self.receiver.accept(request)
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+class OTLPReceiver:
+    """Start with :meth:`start`; ``records`` counts the log records accepted."""
+
+    def __init__(self, out: Path, port: int | None = None) -> None:
+        self.out = out
+        self.port = port or free_port()
+        self.refuse = False
+        self.requests: list[Any] = []
+        self.records = 0
+        self._lock = threading.Lock()
+        self._server: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def accept(self, request: Any) -> None:
+        line = orjson.dumps(json_format.MessageToDict(request)) + b"\n"
+        count = sum(
+            len(scope.log_records) for rl in request.resource_logs for scope in rl.scope_logs
+        )
+        with self._lock:
+            with open(self.out, "ab") as handle:
+                handle.write(line)
+            self.requests.append(request)
+            self.records += count
+
+    def start(self) -> OTLPReceiver:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Servicer(self), server)
+        if server.add_insecure_port(self.endpoint) == 0:
+            raise RuntimeError(f"cannot bind the OTLP receiver to {self.endpoint}")
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=None).wait(5)
+            self._server = None
+
+    def __enter__(self) -> OTLPReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
