@@ -34,9 +34,10 @@ _DEFAULTS: dict[str, Any] = {
 def _get(record: Mapping[str, Any], *path: str) -> Any:
     value: Any = record
     for part in path:
-        if not isinstance(value, Mapping):
+        try:  # faster than isinstance(value, Mapping) on every record
+            value = value.get(part)
+        except AttributeError:  # not an object: the schema reports it
             return None
-        value = value.get(part)
     return value
 
 
