@@ -1,4 +1,4 @@
-"""Readers for what backends keep: JSON Lines of records and OTLP/JSON batches.
+"""Readers for what backends keep: JSON Lines of records, OTLP/JSON and OTLP protobuf.
 
 Each line of a file is detected on its own: a sealed record (one JSON object per line,
 as the local store and `jq -c` write it) or an OTLP/JSON export request
@@ -6,6 +6,14 @@ as the local store and `jq -c` write it) or an OTLP/JSON export request
 64-bit integers are strings). A record body may be a JSON string (our default wire form,
 kept verbatim so its bytes can be checked directly) or an OTLP ``kvlistValue`` map.
 Files ending in ``.gz`` (closed store segments) are read through gzip.
+
+OTLP protobuf captures (docs/otlp.md): a ``.binpb`` or ``.pb`` file holds one serialized
+``ExportLogsServiceRequest`` (what an OTLP/HTTP request body or a gRPC message carries);
+a ``.binpbs`` file holds a stream of them, each preceded by its length as a protobuf
+varint (the "length-delimited" framing of Java's ``writeDelimitedTo`` and Go's
+``protodelim``). A ``.binpb``/``.pb`` file that is not one message is read as a stream.
+The protobuf classes are imported only when such a file is read, so the verifier runs
+without the OTel packages otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["iter_input_files", "read_into"]
 
-_SUFFIXES = (".jsonl", ".json", ".ndjson", ".log", ".otlp")
+_SUFFIXES = (".jsonl", ".json", ".ndjson", ".log", ".otlp", ".binpb", ".pb", ".binpbs")
+_PROTOBUF = (".binpb", ".pb")
+_PROTOBUF_STREAM = (".binpbs",)
+_MAX_MESSAGE = 256 * 2**20
 _COMPRESSED = (".gz",)
 
 
@@ -71,9 +82,13 @@ def read_into(
     next_report = every
     for path in iter_input_files(paths):
         files += 1
+        plain = path.name[:-3] if path.name.endswith(".gz") else path.name
         try:
             with _open(path) as handle:
-                _read_lines(verifier, handle, str(path))
+                if plain.endswith(_PROTOBUF + _PROTOBUF_STREAM):
+                    _read_protobuf(verifier, handle.read(), str(path), plain.endswith(_PROTOBUF))
+                else:
+                    _read_lines(verifier, handle, str(path))
         except (OSError, EOFError) as exc:
             raise InputError(f"{path}: cannot read: {exc}") from None
         if progress is not None and verifier.records >= next_report:
@@ -156,3 +171,105 @@ def any_value(value: dict[str, Any]) -> Any:
             for kv in (value["kvlistValue"].get("values") or ())
         }
     raise ValueError("unsupported AnyValue")
+
+
+# -- OTLP protobuf -------------------------------------------------------------------------
+
+
+def _read_protobuf(verifier: Verifier, data: bytes, name: str, single: bool) -> None:
+    """One ``ExportLogsServiceRequest`` (``single``), else a varint-length-delimited stream."""
+    # imported here: the verifier must not need the OTel packages for other inputs
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (  # noqa: PLC0415
+        ExportLogsServiceRequest,
+    )
+
+    if single:
+        request = ExportLogsServiceRequest()
+        try:
+            request.ParseFromString(data)
+        except DecodeError:
+            pass
+        else:
+            if request.resource_logs or not data:  # else: a stream's length prefix parsed
+                _read_request(verifier, request, f"{name}#1")  # as an unknown field
+                return
+    offset, number = 0, 0
+    while offset < len(data):
+        number += 1
+        where = f"{name}#{number}"
+        size, offset, ok = _varint(data, offset)
+        if not ok or size > _MAX_MESSAGE or offset + size > len(data):
+            verifier.problem(
+                "torn_line" if ok and size <= _MAX_MESSAGE else "malformed",
+                "protobuf message cut short (crash mid-write)"
+                if ok and size <= _MAX_MESSAGE
+                else "not an OTLP protobuf capture (bad length prefix)",
+                where,
+                "warning" if ok and size <= _MAX_MESSAGE else "error",
+            )
+            return
+        request = ExportLogsServiceRequest()
+        try:
+            request.ParseFromString(data[offset : offset + size])
+        except DecodeError:
+            verifier.problem("malformed", "not an ExportLogsServiceRequest", where)
+        else:
+            _read_request(verifier, request, where)
+        offset += size
+
+
+def _varint(data: bytes, offset: int) -> tuple[int, int, bool]:
+    value, shift = 0, 0
+    while offset < len(data) and shift < 64:
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset, True
+        shift += 7
+    return value, offset, False
+
+
+def _read_request(verifier: Verifier, request: Any, where: str) -> None:
+    index = 0
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            for log_record in scope_logs.log_records:
+                index += 1
+                here = f"{where}.{index}"
+                body = log_record.body
+                kind = body.WhichOneof("value")
+                if kind == "string_value":
+                    data = body.string_value.encode("utf-8", "surrogatepass")
+                    try:
+                        record = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        verifier.problem("malformed", "log body is not a JSON record", here)
+                        continue
+                    verifier.add(record, data, here)
+                elif kind == "kvlist_value":
+                    try:
+                        verifier.add(_pb_value(body), None, here)
+                    except (KeyError, TypeError, ValueError):
+                        verifier.problem("malformed", "log body map cannot be decoded", here)
+                else:
+                    verifier.problem("malformed", "log body is neither a string nor a map", here)
+
+
+def _pb_value(value: Any) -> Any:
+    """An OTLP protobuf ``AnyValue`` as a plain JSON value."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        return [_pb_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
+    raise ValueError(f"unsupported AnyValue {kind}")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 import orjson
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (

@@ -16,7 +16,7 @@ from concurrent import futures
 from pathlib import Path
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
@@ -28,13 +28,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class _Servicer(logs_service_pb2_grpc.LogsServiceServicer):  # type: ignore[misc]
+class _Servicer(logs_service_pb2_grpc.LogsServiceServicer):
     def __init__(self, receiver: OTLPReceiver) -> None:
         self.receiver = receiver
 
-    def Export(  # noqa: N802 - the gRPC method name
-        self, request: Any, context: Any
-    ) -> Any:
+    def Export(self, request: Any, context: Any) -> Any:
         if self.receiver.refuse:
             context.abort(grpc.StatusCode.UNAVAILABLE, "refusing (test)")
         self.receiver.accept(request)
@@ -70,7 +68,7 @@ class OTLPReceiver:
 
     def start(self) -> OTLPReceiver:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Servicer(self), server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Servicer(self), server)  # type: ignore[no-untyped-call]
         if server.add_insecure_port(self.endpoint) == 0:
             raise RuntimeError(f"cannot bind the OTLP receiver to {self.endpoint}")
         server.start()
