@@ -93,5 +93,7 @@ def otel_audit_signer(name: str, options: Mapping[str, Any]) -> Signer | None:
 
 @hookspec
 def otel_audit_alert(kind: str, message: str, details: Mapping[str, Any]) -> None:
-    """Receive an internal alert (``kind`` such as ``spill``, ``export_failed``,
-    ``violation``). Called off the application's thread; must not block for long."""
+    """Receive an internal alert. ``kind`` is one of ``violation`` (a record was sealed
+    as a violation; ``details``: event_id, rules, count), ``plugin_failed``, ``spill``,
+    ``sink_failed``, ``internal`` (details: origin). Called on the pipeline's worker
+    thread, never the application's; must not block for long."""
