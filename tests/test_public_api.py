@@ -10,6 +10,7 @@ def test_all_is_locked() -> None:
         [
             "SCHEMA_VERSION",
             "AuditError",
+            "AuditSetup",
             "AuditValidationError",
             "CanonicalizationError",
             "Finding",
@@ -31,6 +32,7 @@ def test_all_is_locked() -> None:
             "Violation",
             "__version__",
             "build",
+            "configure",
             "hookimpl",
             "load_plugins",
             "new_event_id",
