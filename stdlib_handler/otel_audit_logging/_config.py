@@ -50,6 +50,12 @@ class HandlerSettings:
     disable_plugins: frozenset[str] = frozenset()
     #: extra sinks made by plugins: ``(name, options)``
     sinks: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    #: OTLP: also ship every record to this collector (``"env"``: the standard
+    #: ``OTEL_EXPORTER_OTLP_*`` variables say where), see docs/otlp.md
+    otlp_endpoint: str | None = None
+    otlp_protocol: str | None = None  # grpc | http/protobuf (default: OTEL_EXPORTER_OTLP_PROTOCOL)
+    otlp_headers: Mapping[str, str] | str | None = None
+    otlp_body: str = "string"  # string | map
 
 
 class _Source:
@@ -95,6 +101,15 @@ class _Source:
         if number is None or number < minimum:
             raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
         return number
+
+    def choice(
+        self, keyword: str, given: object, allowed: tuple[str, ...], default: str | None
+    ) -> str | None:
+        text = self.text(keyword, given, default)
+        if text is not None and text.strip() not in allowed:
+            where = self.pick(keyword, given)
+            raise ValueError(f"{where[1] if where else keyword} must be one of {allowed}")
+        return None if text is None else text.strip()
 
     def boolean(self, keyword: str, given: object, default: bool) -> bool:
         picked = self.pick(keyword, given)
@@ -156,6 +171,10 @@ def resolve_settings(
     plugins: object = None,
     disable_plugins: object = None,
     sinks: object = None,
+    otlp_endpoint: object = None,
+    otlp_protocol: object = None,
+    otlp_headers: object = None,
+    otlp_body: object = None,
     environ: Mapping[str, str] | None = None,
 ) -> HandlerSettings:
     """Resolve every setting (keyword → ``OTEL_AUDIT_*`` → default); ValueError if malformed."""
@@ -184,4 +203,14 @@ def resolve_settings(
             source.parsed("disable_plugins", disable_plugins, parse_names) or ()
         ),
         sinks=tuple(source.parsed("sinks", sinks, parse_sinks) or ()),
+        otlp_endpoint=source.text("otlp_endpoint", otlp_endpoint, None),
+        otlp_protocol=source.choice(
+            "otlp_protocol", otlp_protocol, ("grpc", "http/protobuf", "http"), None
+        ),
+        otlp_headers=(
+            dict(otlp_headers)
+            if isinstance(otlp_headers, Mapping)
+            else source.text("otlp_headers", otlp_headers, None)
+        ),
+        otlp_body=source.choice("otlp_body", otlp_body, ("string", "map"), "string") or "string",
     )

@@ -38,6 +38,7 @@ __all__ = ["GENERATED_KEY_FILE", "AuditHandler"]
 GENERATED_KEY_FILE: Final = "audit.key"
 _DEV_KEY_NAME: Final = "otel-audit-dev"
 _SPILL_DIR: Final = ".spill"
+_OTLP_SPOOL_DIR: Final = ".otlp-spool"
 _RETRY_START_S: Final = 1.0  # after a failed start, audit records are lost for this long
 _FLUSH_TIMEOUT_S: Final = 30.0
 
@@ -87,6 +88,10 @@ class AuditHandler(logging.Handler):
         plugins: Mapping[str, Any] | str | None = None,
         disable_plugins: Sequence[str] | str | None = None,
         sinks: Sequence[Mapping[str, Any]] | Mapping[str, Any] | str | None = None,
+        otlp_endpoint: str | None = None,
+        otlp_protocol: str | None = None,
+        otlp_headers: Mapping[str, str] | str | None = None,
+        otlp_body: str | None = None,
     ) -> None:
         settings = resolve_settings(
             store=store,
@@ -102,6 +107,10 @@ class AuditHandler(logging.Handler):
             plugins=plugins,
             disable_plugins=disable_plugins,
             sinks=sinks,
+            otlp_endpoint=otlp_endpoint,
+            otlp_protocol=otlp_protocol,
+            otlp_headers=otlp_headers,
+            otlp_body=otlp_body,
         )
         super().__init__(settings.level)
         self.settings: HandlerSettings = settings
@@ -235,6 +244,20 @@ class AuditHandler(logging.Handler):
         try:
             if settings.sinks and self._plugins is not None:
                 extra = self._plugins.sinks(settings.sinks)  # e.g. "cef:path=/x/audit.cef"
+            if settings.otlp_endpoint is not None:  # the store keeps a copy of every record too
+                # imported here: gRPC and the OTLP exporters only load when OTLP is used
+                from otel_audit.otlp import OTLPSink  # noqa: PLC0415
+
+                extra.append(
+                    OTLPSink(
+                        None if settings.otlp_endpoint == "env" else settings.otlp_endpoint,
+                        protocol=settings.otlp_protocol,
+                        headers=settings.otlp_headers,
+                        body="map" if settings.otlp_body == "map" else "string",
+                        service_name=settings.service_name,
+                        spool_dir=store.directory / _OTLP_SPOOL_DIR,
+                    )
+                )
             return AuditPipeline(
                 signer,
                 [store, *extra],
