@@ -413,7 +413,8 @@ class OTLPSink:
             self._entries.append(_Entry(None, path, len(Spool.read(path))))
         self._in_memory = 0
         self._failing = False  # the last export failed: new batches go to the spool
-        self._attempts = 0  # completed export attempts (for flush)
+        self._started = 0  # export attempts started (numbered from 1)
+        self._last_failed = 0  # the number of the last attempt that failed
         self._stopping = False
         self._closed = False
         self._sender = threading.Thread(target=self._run, name="otel-audit-otlp", daemon=True)
@@ -450,10 +451,10 @@ class OTLPSink:
         :class:`DeliveryError` otherwise (what is left waits in the spool)."""
         deadline = time.monotonic() + self._flush_timeout
         with self._cond:
-            start_attempts = self._attempts
+            started = self._started
             while self._entries:
                 left = deadline - time.monotonic()
-                failed_since = self._failing and self._attempts > start_attempts
+                failed_since = self._last_failed > started  # an attempt begun since failed
                 if left <= 0 or failed_since or not self._sender.is_alive():
                     with contextlib.suppress(SpoolFullError, OSError):
                         self._spool_all()
@@ -501,13 +502,14 @@ class OTLPSink:
                 if self._stopping:
                     return
                 entry = self._entries[0]
+                self._started += 1
+                attempt = self._started
             try:
                 ok = self._export(entry)
             except Exception as exc:  # noqa: BLE001 - the sender must outlive any error
                 self._report(f"OTLP export raised {exc!r}", alert=False)
                 ok = False
             with self._cond:
-                self._attempts += 1
                 if ok:
                     self._entries.popleft()
                     self.stats.delivered += entry.count
@@ -523,6 +525,7 @@ class OTLPSink:
                     self._cond.notify_all()
                     continue
                 self.stats.export_failures += 1
+                self._last_failed = attempt
                 failures += 1
                 if not self._failing:
                     self._failing = True

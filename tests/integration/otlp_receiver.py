@@ -10,6 +10,7 @@ outage; ``refuse`` makes it answer UNAVAILABLE.
 
 from __future__ import annotations
 
+import http.server
 import socket
 import threading
 from concurrent import futures
@@ -85,3 +86,46 @@ class OTLPReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class OTLPHttpReceiver(OTLPReceiver):
+    """The same over OTLP/HTTP (protobuf POSTs to ``/v1/logs``), with http.server."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OTLPHttpReceiver:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if receiver.refuse or self.path != "/v1/logs":
+                    self.send_response(503 if receiver.refuse else 404)
+                    self.end_headers()
+                    return
+                receiver.accept(logs_service_pb2.ExportLogsServiceRequest.FromString(data))
+                body = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._server = server
+        return self
+
+    def __enter__(self) -> OTLPHttpReceiver:
+        return self.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
