@@ -5,7 +5,9 @@ Three handlers, one run, the same annotated call:
 * ``null``        a do-nothing ``logging.Handler`` (the cost of the logging module itself)
 * ``json-logger`` python-json-logger's ``JsonFormatter`` on a ``FileHandler`` (no sealing)
 * ``audit``       ``AuditHandler`` into a local store: validated, sealed, checkpointed,
-                  written and fsynced in groups off the caller's thread
+                  written and fsynced in groups off the caller's thread (no plugins)
+* ``audit+plugins`` the same with the installed compliance plugins (GDPR, HIPAA, SOX,
+                  PCI-DSS) running their hooks before sealing, as they do by default
 
 Throughput counts until everything is on disk (``flush()`` included for the audit
 handler). Latency is the caller's time per call (p50/p99 of ``perf_counter_ns``).
@@ -77,7 +79,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, list[int]]]] = {"null": [], "json-logger": [], "audit": []}
+    results: dict[str, list[tuple[float, list[int]]]] = {
+        "null": [],
+        "json-logger": [],
+        "audit": [],
+        "audit+plugins": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp) / "bench.key"
         SigningKey.generate("bench").write(key_file)
@@ -90,9 +97,15 @@ def main() -> None:
             results["json-logger"].append(run(plain, args.calls, plain.flush))
             plain.close()
 
-            audit = AuditHandler(store=str(Path(tmp) / f"store-{r}"), key_file=str(key_file))
-            results["audit"].append(run(audit, args.calls, audit.flush))
-            audit.close()
+            for name, disabled in (("audit", "*"), ("audit+plugins", "cef")):
+                audit = AuditHandler(
+                    store=str(Path(tmp) / f"{name}-{r}"),
+                    key_file=str(key_file),
+                    disable_plugins=disabled,
+                    plugins={"gdpr": {"vault": str(Path(tmp) / f"vault-{r}")}},
+                )
+                results[name].append(run(audit, args.calls, audit.flush))
+                audit.close()
 
     def rate(name: str) -> float:
         return float(args.calls / statistics.median(e for e, _ in results[name]))
