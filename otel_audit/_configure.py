@@ -119,9 +119,6 @@ def configure(
     sinks: list[Sink] = []
     local: LocalStore | None = None
     try:
-        if store_dir is not None:
-            local = LocalStore(state)
-            sinks.append(local)
         if endpoint is not None:
             spool = _env("otlp_spool_dir", otlp_spool_dir, env) or state / ".otlp-spool"
             sinks.append(
@@ -135,6 +132,11 @@ def configure(
                     on_alert=on_alert,
                 )
             )
+        # after the OTLP sink: its fsynced spool holds a batch before the store can record
+        # a checkpoint that vouches for it (a crash leaves no gap on the OTLP side)
+        if store_dir is not None:
+            local = LocalStore(state)
+            sinks.append(local)
         pipeline = AuditPipeline(
             signer,
             sinks,

@@ -101,7 +101,7 @@ class OTLPStats:
     def __init__(self) -> None:
         self.delivered = 0  # records the collector accepted
         self.export_failures = 0  # failed export attempts (each after the exporter's retries)
-        self.spooled = 0  # records written to the disk spool
+        self.spooled = 0  # records spooled because delivery failed or memory ran short
         self.replayed = 0  # records delivered from the disk spool
         self.backed_up = 0  # records written to the backup sink
         self.spool_full = 0  # records refused because the spool was full
@@ -356,8 +356,12 @@ class OTLPSink:
     ``spool_dir`` must belong to this process alone (it is locked); batches left there by
     an earlier process are sent first. ``backup`` (any Sink, e.g. a
     :class:`~otel_audit.store.LocalStore`) receives every batch that the collector did not
-    take at the first attempt. ``on_alert`` is called with a message when delivery starts
-    failing, when the spool is full, and when delivery recovers.
+    take at the first attempt. With ``durable`` (the default) every batch is fsynced to the
+    spool before :meth:`write` returns and removed once the collector has taken it, so a
+    crash (SIGKILL) loses no batch the pipeline handed over: the next process sends it
+    (perhaps a second time; the verifier counts identical copies once). ``durable=False``
+    spools only when delivery fails or memory runs short. ``on_alert`` is called with a
+    message when delivery starts failing, when the spool is full, and when it recovers.
     """
 
     def __init__(
@@ -378,6 +382,7 @@ class OTLPSink:
         spool_dir: str | os.PathLike[str] = "./otel-audit-spool",
         spool_max_bytes: int = 256 * 2**20,
         max_memory_records: int = 65_536,
+        durable: bool = True,
         retry_initial_s: float = 0.25,
         retry_max_s: float = 5.0,
         flush_timeout_s: float = 10.0,
@@ -407,6 +412,7 @@ class OTLPSink:
         self._retry_max = retry_max_s
         self._flush_timeout = flush_timeout_s
         self._max_memory = max_memory_records
+        self._durable = durable
         self._cond = threading.Condition()
         self._entries: deque[_Entry] = deque()
         for path in self.spool.pending():  # an earlier process's spool goes first, in order
@@ -442,6 +448,8 @@ class OTLPSink:
                 self._persist(entry)  # raises SpoolFullError (after the backup) when full
                 entry.sealed = None  # read back from the spool when its turn comes
             else:
+                if self._durable:
+                    self._persist(entry, ahead=True)  # a crash cannot lose an accepted batch
                 self._in_memory += entry.count
             self._entries.append(entry)
             self._cond.notify_all()
@@ -515,8 +523,9 @@ class OTLPSink:
                     self.stats.delivered += entry.count
                     if entry.sealed is not None:
                         self._in_memory -= entry.count
+                    else:
+                        self.stats.replayed += entry.count  # read back from the spool
                     if entry.path is not None:
-                        self.stats.replayed += entry.count
                         self.spool.remove(entry.path)
                     if self._failing and not self._entries:
                         self._failing = False
@@ -556,8 +565,11 @@ class OTLPSink:
 
     # -- spool and backup (lock held) ---------------------------------------------------------
 
-    def _persist(self, entry: _Entry) -> None:
-        if entry.path is not None or entry.sealed is None:
+    def _persist(self, entry: _Entry, *, ahead: bool = False) -> None:
+        if entry.sealed is None:
+            return
+        if entry.path is not None:  # written ahead: now it is spooled for real
+            self.stats.spooled += entry.count
             return
         try:
             entry.path = self.spool.append([s.line for s in entry.sealed])
@@ -565,7 +577,8 @@ class OTLPSink:
             self.stats.spool_full += entry.count
             self._report(str(exc), alert=True)
             raise
-        self.stats.spooled += entry.count
+        if not ahead:
+            self.stats.spooled += entry.count
 
     def _spool_all(self) -> None:
         """Make every pending in-memory batch durable (and backed up), in order."""

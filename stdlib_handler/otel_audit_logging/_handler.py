@@ -248,7 +248,10 @@ class AuditHandler(logging.Handler):
                 # imported here: gRPC and the OTLP exporters only load when OTLP is used
                 from otel_audit.otlp import OTLPSink  # noqa: PLC0415
 
-                extra.append(
+                # before the store: a batch is in the OTLP spool (fsynced) before the store
+                # can record a checkpoint that vouches for it (a crash leaves no OTLP gap)
+                extra.insert(
+                    0,
                     OTLPSink(
                         None if settings.otlp_endpoint == "env" else settings.otlp_endpoint,
                         protocol=settings.otlp_protocol,
@@ -256,11 +259,13 @@ class AuditHandler(logging.Handler):
                         body="map" if settings.otlp_body == "map" else "string",
                         service_name=settings.service_name,
                         spool_dir=store.directory / _OTLP_SPOOL_DIR,
-                    )
+                    ),
                 )
             return AuditPipeline(
                 signer,
-                [store, *extra],
+                [store, *extra]
+                if settings.otlp_endpoint is None
+                else [extra[0], store, *extra[1:]],
                 service_name=settings.service_name,
                 strict=settings.strict,
                 checkpoint_every=settings.checkpoint_every,
