@@ -127,7 +127,9 @@ def parse_address(address: str, protocol: str) -> tuple[str, int]:
     text = address.strip()
     host, port = text, str(DEFAULT_PORTS[protocol])
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"bad syslog address {address!r}: missing ']'")
         if rest.startswith(":"):
             port = rest[1:]
         elif rest:
@@ -187,6 +189,7 @@ def make_sink(options: Mapping[str, Any]) -> CefFileSink | CefSyslogSink:
         utf8_bom=_bool(options.get("utf8_bom", False), "utf8_bom"),
     )
     host, port = parse_address(address, protocol)
+    verify = _bool(options.get("tls_verify", True), "tls_verify")
     timeout = float(options.get("timeout") or 10.0)
     if not timeout > 0:
         raise ValueError("timeout must be positive")
@@ -202,7 +205,7 @@ def make_sink(options: Mapping[str, Any]) -> CefFileSink | CefSyslogSink:
         if protocol == "tls":
             context = tls_context(
                 ca_file=_str(options, "tls_ca_file"),
-                verify=_bool(options.get("tls_verify", True), "tls_verify"),
+                verify=verify,
                 cert_file=_str(options, "tls_cert_file"),
                 key_file=_str(options, "tls_key_file"),
             )
