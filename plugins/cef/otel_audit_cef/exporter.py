@@ -24,6 +24,7 @@ from otel_audit_cef.sink import CefFileSink, CefSyslogSink, make_sink
 __all__ = ["ENVIRONMENT", "CefLogExporter", "options_from_env"]
 
 internal_log = logging.getLogger("otel_audit.internal")
+internal_log.propagate = False  # never the application's handlers (see pipeline.py)
 
 #: Environment variable → sink option (see the README for each option).
 ENVIRONMENT: Mapping[str, str] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from otel_audit_cef import CefSyslogSink, SyslogFramer, format_cef, make_sink
 from otel_audit_cef._transport import _closed_by_peer, tls_context
 from otel_audit_cef.syslog import truncate_utf8
 
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 RFC5424_SEVERITY = {"CRITICAL": 2, "HIGH": 4, "MEDIUM": 5, "LOW": 6}
 
 
@@ -174,9 +174,7 @@ def test_tls_octet_counting_with_verified_certificate(
     pki = Pki(tmp_path)
     listener = StreamListener(pki.server_context())
     try:
-        sink = make_sink(
-            options(listener.port, "tls", syslog_format, tls_ca_file=str(pki.ca_file))
-        )
+        sink = make_sink(options(listener.port, "tls", syslog_format, tls_ca_file=str(pki.ca_file)))
         sink.write(records)
         sink.close()
         (frames,) = listener.frames(len(records))
@@ -216,7 +214,7 @@ def test_tls_checks_the_host_name(tmp_path: Path, records: list[SealedRecord]) -
             options(listener.port, "tls", "rfc5424", tls_ca_file=str(pki.ca_file),
                     tls_server_name="siem.example.com")
         )  # fmt: skip
-        with pytest.raises(ssl.SSLCertVerificationError, match="match|mismatch"):
+        with pytest.raises(ssl.SSLCertVerificationError, match=r"match|mismatch"):
             sink.write(records)
         sink.close()
     finally:
@@ -255,6 +253,7 @@ def test_write_raises_while_the_receiver_is_down_then_recovers(
     first = StreamListener()
     port = first.port
     sink = make_sink(options(port, "tcp", "rfc5424"))
+    assert isinstance(sink, CefSyslogSink)
     second = None
     try:
         sink.write(records[:1])
