@@ -7,13 +7,14 @@
   verification on (RFC 5425 §5), unless it is explicitly turned off.
 
 A failed send closes the connection and raises :class:`OSError`; the next send opens a
-new one. Before each send on a stream, a connection the peer has closed (readable: a
-syslog receiver never sends anything) is replaced first, so a restarted receiver does
-not swallow the next batch.
+new one. Before each send on a stream, a connection the peer has closed (EOF, reset or
+TLS close_notify) is replaced first, so a restarted receiver does not swallow the next
+batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
@@ -142,10 +143,27 @@ class StreamTransport:
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
-    """True when the connection is readable: EOF, a reset, or TLS close_notify (a syslog
-    receiver sends nothing else)."""
+    """True when the peer has closed the connection (EOF, reset, TLS close_notify).
+
+    A readable socket is not enough: a TLS 1.3 server sends session tickets after the
+    handshake (RFC 8446 §4.6.1). So read what is there without blocking; a syslog
+    receiver sends no application data, and anything it does send is discarded.
+    """
     try:
-        readable, _, errored = select.select([sock], [], [sock], 0)
+        readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
-    return bool(readable or errored)
+    if not readable:
+        return False
+    timeout = sock.gettimeout()
+    try:
+        sock.setblocking(False)
+        data = sock.recv(4096)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+        return False  # only TLS records without application data
+    except OSError:
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+    return data == b""

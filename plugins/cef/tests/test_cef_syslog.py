@@ -228,10 +228,14 @@ def test_tls_context_defaults() -> None:
     assert context.check_hostname
 
 
-def test_stream_reconnects_after_the_receiver_closed(records: list[SealedRecord]) -> None:
-    listener = StreamListener()
+@pytest.mark.parametrize("protocol", ["tcp", "tls"])
+def test_stream_reconnects_after_the_receiver_closed(
+    tmp_path: Path, records: list[SealedRecord], protocol: str
+) -> None:
+    pki = Pki(tmp_path)
+    listener = StreamListener(pki.server_context() if protocol == "tls" else None)
     try:
-        sink = make_sink(options(listener.port, "tcp", "rfc5424"))
+        sink = make_sink(options(listener.port, protocol, "rfc5424", tls_ca_file=str(pki.ca_file)))
         assert isinstance(sink, CefSyslogSink)
         sink.write(records[:2])
         listener.frames(2)
@@ -282,3 +286,21 @@ def test_nothing_listening_raises() -> None:
     with pytest.raises(ConnectionRefusedError):
         sink.write(seal([record_with()]))
     sink.close()
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "tls"])
+def test_one_connection_for_many_writes(
+    tmp_path: Path, records: list[SealedRecord], protocol: str
+) -> None:
+    """TLS 1.3 session tickets arrive after the handshake: not a reason to reconnect."""
+    pki = Pki(tmp_path)
+    listener = StreamListener(pki.server_context() if protocol == "tls" else None)
+    try:
+        sink = make_sink(options(listener.port, protocol, "rfc5424", tls_ca_file=str(pki.ca_file)))
+        for index, sealed in enumerate(records):
+            sink.write([sealed])
+            listener.frames(index + 1)
+        sink.close()
+        assert len(listener.received) == 1
+    finally:
+        listener.close()
