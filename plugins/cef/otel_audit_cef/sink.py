@@ -152,9 +152,15 @@ def _bool(value: Any, name: str) -> bool:
     raise ValueError(f"option {name!r} must be a boolean, not {value!r}")
 
 
-def _str(options: Mapping[str, Any], name: str) -> str | None:
+def _given(options: Mapping[str, Any], name: str, default: Any) -> Any:
+    """The option's value, or ``default`` when it is absent, None or an empty string."""
     value = options.get(name)
-    return None if value is None or value == "" else str(value)
+    return default if value is None or value == "" else value
+
+
+def _str(options: Mapping[str, Any], name: str) -> str | None:
+    value = _given(options, name, None)
+    return None if value is None else str(value)
 
 
 def make_sink(options: Mapping[str, Any]) -> CefFileSink | CefSyslogSink:
@@ -181,23 +187,23 @@ def make_sink(options: Mapping[str, Any]) -> CefFileSink | CefSyslogSink:
     syslog_format = (_str(options, "syslog_format") or "rfc5424").lower()
     framer = SyslogFramer(
         syslog_format=syslog_format,
-        facility=options.get("facility") or "authpriv",
+        facility=_given(options, "facility", "authpriv"),
         hostname=_str(options, "hostname"),
         app_name=_str(options, "app_name") or "otel-audit",
         procid=_str(options, "procid"),
         msgid=_str(options, "msgid") or "CEF",
-        utf8_bom=_bool(options.get("utf8_bom", False), "utf8_bom"),
+        utf8_bom=_bool(_given(options, "utf8_bom", False), "utf8_bom"),
     )
     host, port = parse_address(address, protocol)
-    verify = _bool(options.get("tls_verify", True), "tls_verify")
-    timeout = float(options.get("timeout") or 10.0)
+    verify = _bool(_given(options, "tls_verify", True), "tls_verify")
+    timeout = float(_given(options, "timeout", 10.0))
     if not timeout > 0:
         raise ValueError("timeout must be positive")
     transport: UdpTransport | StreamTransport
     max_bytes: int | None = None
     if protocol == "udp":
         transport = UdpTransport(host, port, timeout=timeout)
-        max_bytes = int(options.get("max_message_bytes") or DEFAULT_UDP_MAX[syslog_format])
+        max_bytes = int(_given(options, "max_message_bytes", DEFAULT_UDP_MAX[syslog_format]))
         if max_bytes < 480:  # RFC 5426 §3.2: every receiver takes 480 octets
             raise ValueError("max_message_bytes must be at least 480")
     else:

@@ -127,6 +127,10 @@ def test_string_options() -> None:
     assert isinstance(udp._transport, UdpTransport)  # type: ignore[union-attr]
     assert (udp._transport.port, udp._max) == (514, 2048)  # type: ignore[union-attr]
     udp.close()
+    kern = make_sink({"address": "localhost", "facility": 0, "timeout": "", "utf8_bom": None})
+    assert kern._framer.facility == 0  # type: ignore[union-attr]
+    assert kern._transport.timeout == 10.0  # type: ignore[union-attr]
+    kern.close()
 
 
 @pytest.mark.parametrize(
