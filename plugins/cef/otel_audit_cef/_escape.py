@@ -30,6 +30,9 @@ _HEADER_SPECIAL = re.compile(r"[\\|]")
 _EXTENSION_SPECIAL = re.compile("[\\\\=\r\n]")
 _EXTENSION_ESCAPES = {"\\": "\\\\", "=": "\\=", "\r": "\\r", "\n": "\\n"}
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+# Printable ASCII that needs no escape: the common case, returned as it is.
+_PLAIN_HEADER = re.compile(r"[ -\[\]-{}~]*")  # all but \ and |
+_PLAIN_EXTENSION = re.compile(r"[ -<>-\[\]-~]*")  # all but \ and =
 
 
 def _replace_unsafe(match: re.Match[str]) -> str:
@@ -64,6 +67,8 @@ def truncate(value: str, limit: int) -> str:
 
 def escape_header(value: str, limit: int) -> str:
     """A CEF header field: sanitized, truncated to ``limit``, CR/LF → space, ``\\|`` escaped."""
+    if len(value) <= limit and _PLAIN_HEADER.fullmatch(value):
+        return value
     text = truncate(sanitize(value), limit)
     if "\r" in text or "\n" in text:
         text = _LINE_BREAK.sub(" ", text)
@@ -74,6 +79,8 @@ def escape_header(value: str, limit: int) -> str:
 
 def escape_extension(value: str, limit: int) -> str:
     """A CEF extension value: sanitized, truncated to ``limit``, ``\\ = CR LF`` escaped."""
+    if len(value) <= limit and _PLAIN_EXTENSION.fullmatch(value):
+        return value
     text = truncate(sanitize(value), limit)
     if _EXTENSION_SPECIAL.search(text):
         text = _EXTENSION_SPECIAL.sub(lambda m: _EXTENSION_ESCAPES[m.group()], text)
