@@ -25,7 +25,7 @@ HEADER_VALUES = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(values=FIELD_VALUES, tags=st.lists(TEXT, max_size=4))
 def test_every_extension_field_reads_back(values: dict[str, str], tags: list[str]) -> None:
     record = record_with(**values, metadata__compliance_tags=tags)
@@ -42,7 +42,7 @@ def test_every_extension_field_reads_back(values: dict[str, str], tags: list[str
     assert ext["cn1"] == "1"  # nothing forged, nothing displaced
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(values=HEADER_VALUES)
 def test_every_header_field_reads_back(values: dict[str, str]) -> None:
     formatter = CefFormatter(
