@@ -58,6 +58,11 @@ def pans(draw: st.DrawFn) -> tuple[str, str]:
 # different, longer number; see the README)
 _around = st.text(max_size=20).filter(lambda t: not t[-1:].isdigit())
 _after = st.text(max_size=20).filter(lambda t: not t[:1].isdigit())
+# Text that does not continue the PAN's digit run through a separator ("-2", "5 "): there
+# the run is ambiguous, a longer Luhn-valid window may be masked too, and only "no full
+# PAN survives" (test_no_full_pan_reaches_any_sink) is promised, not which four digits stay.
+_clear_before = _around.filter(lambda t: not (t[-1:] in (" ", "-") and t[-2:-1].isdigit()))
+_clear_after = _after.filter(lambda t: not (t[:1] in (" ", "-") and t[1:2].isdigit()))
 
 
 def _place(record: dict[str, Any], where: str, text: str) -> None:
@@ -135,7 +140,7 @@ def test_no_full_pan_reaches_any_sink(
 
 
 @settings(max_examples=500, deadline=None)
-@given(pan=pans(), before=_around, after=_after)
+@given(pan=pans(), before=_clear_before, after=_clear_after)
 def test_masking_keeps_first_six_and_last_four(
     pan: tuple[str, str], before: str, after: str
 ) -> None:
