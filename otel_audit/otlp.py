@@ -419,6 +419,7 @@ class OTLPSink:
             self._entries.append(_Entry(None, path, len(Spool.read(path))))
         self._in_memory = 0
         self._failing = False  # the last export failed: new batches go to the spool
+        self._retry_at = 0.0  # monotonic time of the next attempt after a failure
         self._started = 0  # export attempts started (numbered from 1)
         self._last_failed = 0  # the number of the last attempt that failed
         self._stopping = False
@@ -456,13 +457,17 @@ class OTLPSink:
 
     def flush(self) -> None:
         """Wait (at most ``flush_timeout_s``) until everything written is delivered;
-        :class:`DeliveryError` otherwise (what is left waits in the spool)."""
+        :class:`DeliveryError` otherwise (what is left waits in the spool). Gives up early
+        when an export attempt begun after the call fails."""
+        self._wait_delivered(patient=False)
+
+    def _wait_delivered(self, *, patient: bool) -> None:
         deadline = time.monotonic() + self._flush_timeout
         with self._cond:
             started = self._started
             while self._entries:
                 left = deadline - time.monotonic()
-                failed_since = self._last_failed > started  # an attempt begun since failed
+                failed_since = not patient and self._last_failed > started
                 if left <= 0 or failed_since or not self._sender.is_alive():
                     with contextlib.suppress(SpoolFullError, OSError):
                         self._spool_all()
@@ -478,8 +483,11 @@ class OTLPSink:
             if self._closed:
                 return
         error: DeliveryError | None = None
+        with self._cond:
+            self._retry_at = 0.0  # closing: retry now, not after the backoff
+            self._cond.notify_all()
         try:
-            self.flush()
+            self._wait_delivered(patient=True)  # retries go on until the timeout
         except DeliveryError as exc:
             error = exc
         with self._cond:
@@ -505,8 +513,11 @@ class OTLPSink:
         failures = 0
         while True:
             with self._cond:
-                while not self._entries and not self._stopping:
-                    self._cond.wait()
+                while not self._stopping:
+                    wait = self._retry_at - time.monotonic()
+                    if self._entries and wait <= 0:
+                        break
+                    self._cond.wait(wait if self._entries else None)
                 if self._stopping:
                     return
                 entry = self._entries[0]
@@ -547,7 +558,8 @@ class OTLPSink:
                     self._spool_all()
                 self._cond.notify_all()
                 delay = min(self._retry_initial * 2 ** (failures - 1), self._retry_max)
-                self._cond.wait(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+                jitter = random.uniform(0.8, 1.2)  # noqa: S311 - not cryptographic
+                self._retry_at = time.monotonic() + delay * jitter
 
     def pending_unlocked(self) -> int:
         return sum(e.count for e in self._entries)

@@ -223,6 +223,21 @@ def test_close_while_down_keeps_the_spool_for_the_next_process(
     assert second.stats.replayed == 60
 
 
+def test_close_retries_at_once_instead_of_sleeping_out_the_backoff(
+    key: SigningKey, receiver: OTLPReceiver, make_sink: Callable[..., OTLPSink]
+) -> None:
+    sealed = seal_stream(key, 40, checkpoint_every=50)[1]
+    receiver.refuse = True
+    # the backoff after a failure (10 min) is far longer than close's patience (5 s)
+    sink = make_sink(receiver.endpoint, retry_initial_s=600.0, retry_max_s=600.0)
+    sink.write(sealed)
+    wait_for(lambda: sink.stats.export_failures > 0)
+    receiver.refuse = False  # the collector is back while the sender waits out its backoff
+    sink.close()  # retries now: raises DeliveryError if the records are still pending
+    assert received_seqs(receiver) == list(range(len(sealed)))
+    assert sink.stats.replayed == len(sealed)
+
+
 def test_the_spool_directory_belongs_to_one_sink(
     receiver: OTLPReceiver, make_sink: Callable[..., OTLPSink]
 ) -> None:
