@@ -13,6 +13,7 @@ or the application's own with ``logger_provider=``). Every keyword falls back to
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -129,7 +130,6 @@ def configure(
                     body=_env("otlp_body", otlp_body, env) or "string",
                     service_name=service,
                     spool_dir=spool,
-                    on_alert=on_alert,
                 )
             )
         # after the OTLP sink: its fsynced spool holds a batch before the store can record
@@ -148,6 +148,9 @@ def configure(
             spill_dir=state / ".spill",
             on_alert=on_alert,
         )
+        for sink in sinks:  # delivery alerts reach on_alert and the plugins' alert hook
+            if isinstance(sink, OTLPSink):
+                sink.on_alert = functools.partial(pipeline.alert, "delivery")
     except BaseException:
         for sink in sinks:
             try:

@@ -95,5 +95,6 @@ def otel_audit_signer(name: str, options: Mapping[str, Any]) -> Signer | None:
 def otel_audit_alert(kind: str, message: str, details: Mapping[str, Any]) -> None:
     """Receive an internal alert. ``kind`` is one of ``violation`` (a record was sealed
     as a violation; ``details``: event_id, rules, count), ``plugin_failed``, ``spill``,
-    ``sink_failed``, ``internal`` (details: origin). Called on the pipeline's worker
+    ``sink_failed``, ``delivery`` (OTLP export failed, spool full, delivery recovered),
+    ``internal`` (details: origin). Called on the pipeline's worker
     thread, never the application's; must not block for long."""

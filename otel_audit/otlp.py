@@ -407,7 +407,9 @@ class OTLPSink:
         )
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self._backup = backup
-        self._alert = on_alert
+        #: called with each alert message (on the sender thread); settable after
+        #: construction, e.g. to ``AuditPipeline.alert`` (configure() and the handler do)
+        self.on_alert = on_alert
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._flush_timeout = flush_timeout_s
@@ -624,6 +626,6 @@ class OTLPSink:
         internal_log.warning("otel-audit: %s", message)
         if alert:
             self.stats.alerts += 1
-            if self._alert is not None:
+            if self.on_alert is not None:
                 with contextlib.suppress(Exception):
-                    self._alert(message)
+                    self.on_alert(message)

@@ -477,6 +477,16 @@ class AuditPipeline:
             if self._flush_sinks():  # durable in the sinks before the spill goes
                 path.unlink()
 
+    def alert(self, kind: str, message: str) -> None:
+        """Pass an alert raised elsewhere (a sink's own thread, e.g. OTLP delivery) to
+        ``on_alert`` and to the plugins' ``otel_audit_alert`` (on the worker thread).
+        Thread-safe, never raises; the caller has logged it already."""
+        if self._alert is not None:
+            with contextlib.suppress(Exception):
+                self._alert(message)
+        if self.plugins is not None:
+            self._alerts.append((kind, message))  # sent by the worker's next step
+
     def _report(self, message: str, kind: str = "internal") -> None:
         internal_log.disabled = False  # dictConfig(disable_existing_loggers=True) must not mute us
         internal_log.warning("otel-audit: %s", message)

@@ -372,3 +372,82 @@ def test_handler_ships_to_store_and_collector(
     collected = verify(key, receiver.out)
     assert store.findings == collected.findings == []
     assert store.records == collected.records >= 27
+
+
+class _AlertPlugin:
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, str]] = []
+
+    @otel_audit.hookimpl
+    def otel_audit_alert(self, kind: str, message: str, details: Any) -> None:
+        self.alerts.append((kind, message))
+
+
+def test_handler_delivery_alerts_reach_the_alert_hook(
+    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    from otel_audit_logging import AuditHandler
+
+    key_file = tmp_path / "k.key"
+    key.write(key_file)
+    handler = AuditHandler(
+        store=tmp_path / "store",
+        key_file=key_file,
+        otlp_endpoint=receiver.endpoint,
+        disable_plugins="*",
+        checkpoint_interval_ms=50,
+    )
+    assert handler.plugins is not None
+    plugin = _AlertPlugin()
+    handler.plugins.manager.register(plugin, name="alert-recorder")
+    log = logging.getLogger("otlp-alert-test")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    receiver.refuse = True
+    try:
+        record = {
+            "category": "security",
+            "action": "ALERT",
+            "actor": "ids",
+            "resource": ["host", "h1"],
+        }
+        log.info("suspicious", extra={"audit": record})
+        assert handler.flush() is False  # not delivered, truthfully
+        wait_for(lambda: any(kind == "delivery" for kind, _ in plugin.alerts))
+        receiver.refuse = False
+        log.info("suspicious", extra={"audit": record})
+        assert handler.flush()
+        wait_for(lambda: any("recovered" in message for _, message in plugin.alerts))
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert any(
+        "OTLP export failed" in message for kind, message in plugin.alerts if kind == "delivery"
+    )
+
+
+def test_configure_delivery_alerts_reach_on_alert(
+    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "k.key"
+    key.write(key_file)
+    alerts: list[str] = []
+    receiver.refuse = True
+    setup = otel_audit.configure(
+        key_file=key_file,
+        otlp_endpoint=receiver.endpoint,
+        otlp_spool_dir=tmp_path / "spool",
+        on_alert=alerts.append,
+        checkpoint_interval_ms=50,
+    )
+    try:
+        setup.logger.emit(
+            body={"actor": "alice", "resource": ["doc", "1"]}, event_name="audit.data_access.read"
+        )
+        assert setup.flush(10) is False
+        wait_for(lambda: any("OTLP export failed" in a for a in alerts))
+        receiver.refuse = False
+    finally:
+        assert setup.shutdown(30)  # the collector is back: everything delivered at the end
+    assert verify(key, receiver.out).findings == []

@@ -14,6 +14,7 @@ at construction, so a wrong path fails ``dictConfig`` rather than the first audi
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -261,7 +262,7 @@ class AuditHandler(logging.Handler):
                         spool_dir=store.directory / _OTLP_SPOOL_DIR,
                     ),
                 )
-            return AuditPipeline(
+            pipeline = AuditPipeline(
                 signer,
                 [store, *extra]
                 if settings.otlp_endpoint is None
@@ -274,6 +275,9 @@ class AuditHandler(logging.Handler):
                 spill_dir=store.directory / _SPILL_DIR,
                 plugins=self._plugins,
             )
+            if settings.otlp_endpoint is not None:  # delivery alerts reach the alert hook
+                extra[0].on_alert = functools.partial(pipeline.alert, "delivery")
+            return pipeline
         except BaseException:
             for sink in extra:
                 sink.close()
