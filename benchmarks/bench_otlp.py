@@ -55,6 +55,7 @@ from typing import Any
 
 import grpc
 import orjson
+from bench_handler import ANNOTATION  # the same call as bench_handler.py (this directory)
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
@@ -65,20 +66,6 @@ from otel_audit.keys import SigningKey
 from otel_audit.store import read_lines
 from otel_audit_logging import AuditHandler
 
-ANNOTATION: dict[str, Any] = {  # the same call as bench_handler.py
-    "category": "data_access",
-    "action": "READ",
-    "actor": {"user_id": "alice@example.com", "session_id": "sess_abc123", "role": "admin"},
-    "resource": {"type": "customer", "id": "c-12345", "table": "customers"},
-    "context": {"source_ip": "198.51.100.7", "api_endpoint": "/api/v1/customers/12345"},
-    "result": {"status": "SUCCESS", "response_code": 200, "affected_records": 1},
-    "risk_level": "MEDIUM",
-    "gdpr_context": {
-        "lawful_basis": "contract",
-        "data_subject_id": "ds_789",
-        "processing_purpose": "customer_service",
-    },
-}
 STABLE_S = 0.5  # the receiver count must not change for this long after shutdown ...
 SETTLE_MAX_S = 10.0  # ... waiting at most this long
 

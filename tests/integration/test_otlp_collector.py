@@ -30,6 +30,7 @@ import otel_audit
 from integration.otlp_receiver import OTLPReceiver, free_port
 from otel_audit.keys import SigningKey
 from otel_audit.store import read_lines
+from otel_audit_logging import AuditHandler
 
 pytestmark = [pytest.mark.integration]
 
@@ -212,33 +213,49 @@ def audit_logger() -> Iterator[logging.Logger]:
         handler.close()
 
 
+@pytest.fixture
+def attach(
+    tmp_path: Path, key_file: Path, collector: Rotel, audit_logger: logging.Logger
+) -> Callable[..., AuditHandler]:
+    """An AuditHandler on ``audit_logger``: store ``tmp_path/store``, OTLP/gRPC to rotel."""
+
+    def make(**options: Any) -> AuditHandler:
+        handler = AuditHandler(
+            store=tmp_path / "store", key_file=key_file, otlp_endpoint=collector.grpc, **options
+        )
+        audit_logger.addHandler(handler)
+        return handler
+
+    return make
+
+
+def detach(log: logging.Logger, handler: AuditHandler) -> None:
+    log.removeHandler(handler)
+    handler.close()
+
+
+def assert_backend_has_the_store(key_file: Path, store: Path, receiver: OTLPReceiver) -> None:
+    """Every record the store holds arrives at the backend, and the backend's copy verifies."""
+    stored = set(read_lines(store))
+    wait_for(lambda: received_bodies(receiver.out) >= stored, 60, "every stored record")
+    code, report = verify(key_file, receiver.out)
+    assert code == 0, report["findings"]
+    assert report["records"] == len(stored)
+
+
 def test_handler_over_grpc_through_rotel(
     tmp_path: Path,
     key_file: Path,
     receiver: OTLPReceiver,
-    collector: Rotel,
+    attach: Callable[..., AuditHandler],
     audit_logger: logging.Logger,
 ) -> None:
-    from otel_audit_logging import AuditHandler
-
-    handler = AuditHandler(
-        store=tmp_path / "store",
-        key_file=key_file,
-        otlp_endpoint=collector.grpc,
-        checkpoint_every=100,
-        checkpoint_interval_ms=100,
-    )
-    audit_logger.addHandler(handler)
+    handler = attach(checkpoint_every=100, checkpoint_interval_ms=100)
     for i in range(500):
         audit_logger.info("invoice read", extra={"audit": annotation(i)})
-    audit_logger.removeHandler(handler)
-    handler.close()
-    stored = set(read_lines(tmp_path / "store"))
-    wait_for(lambda: receiver.records >= len(stored), 30, "every record at the backend")
-    code, report = verify(key_file, receiver.out)
-    assert code == 0, report["findings"]
-    assert report["records"] == len(stored) >= 502
-    assert received_bodies(receiver.out) == stored
+    detach(audit_logger, handler)
+    assert_backend_has_the_store(key_file, tmp_path / "store", receiver)
+    assert len(set(read_lines(tmp_path / "store"))) >= 502  # START, 500, checkpoints, END
 
 
 def test_configure_over_http_through_rotel(
@@ -267,18 +284,10 @@ def test_backend_down_for_seconds_mid_stream(
     tmp_path: Path,
     key_file: Path,
     receiver: OTLPReceiver,
-    collector: Rotel,
+    attach: Callable[..., AuditHandler],
     audit_logger: logging.Logger,
 ) -> None:
-    from otel_audit_logging import AuditHandler
-
-    handler = AuditHandler(
-        store=tmp_path / "store",
-        key_file=key_file,
-        otlp_endpoint=collector.grpc,
-        checkpoint_interval_ms=100,
-    )
-    audit_logger.addHandler(handler)
+    handler = attach(checkpoint_interval_ms=100)
     for i in range(200):
         audit_logger.info("before", extra={"audit": annotation(i)})
     assert handler.flush()
@@ -293,13 +302,8 @@ def test_backend_down_for_seconds_mid_stream(
     receiver.start()
     for j in range(100):
         audit_logger.info("after", extra={"audit": annotation(i + j)})
-    audit_logger.removeHandler(handler)
-    handler.close()
-    stored = set(read_lines(tmp_path / "store"))
-    wait_for(lambda: received_bodies(receiver.out) >= stored, 60, "the backlog at the backend")
-    code, report = verify(key_file, receiver.out)
-    assert code == 0, report["findings"]
-    assert report["records"] == len(stored)
+    detach(audit_logger, handler)
+    assert_backend_has_the_store(key_file, tmp_path / "store", receiver)
 
 
 def test_collector_sigkilled_and_restarted(
@@ -307,20 +311,13 @@ def test_collector_sigkilled_and_restarted(
     key_file: Path,
     receiver: OTLPReceiver,
     collector: Rotel,
+    attach: Callable[..., AuditHandler],
     audit_logger: logging.Logger,
 ) -> None:
-    from otel_audit_logging import AuditHandler
-
     internal = logging.getLogger("otel_audit.internal")
     alerts = Recorder()
     internal.addHandler(alerts)
-    handler = AuditHandler(
-        store=tmp_path / "store",
-        key_file=key_file,
-        otlp_endpoint=collector.grpc,
-        checkpoint_interval_ms=3_600_000,  # no timed checkpoint between the wait and the kill
-    )
-    audit_logger.addHandler(handler)
+    handler = attach(checkpoint_interval_ms=3_600_000)  # no timed checkpoint before the kill
     for i in range(200):
         audit_logger.info("before", extra={"audit": annotation(i)})
     assert handler.flush()
@@ -340,13 +337,8 @@ def test_collector_sigkilled_and_restarted(
     collector.start()
     for i in range(400, 500):
         audit_logger.info("after", extra={"audit": annotation(i)})
-    audit_logger.removeHandler(handler)
-    handler.close()
-    stored = set(read_lines(tmp_path / "store"))
-    wait_for(lambda: received_bodies(receiver.out) >= stored, 60, "the spool at the backend")
-    code, report = verify(key_file, receiver.out)
-    assert code == 0, report["findings"]
-    assert report["records"] == len(stored)
+    detach(audit_logger, handler)
+    assert_backend_has_the_store(key_file, tmp_path / "store", receiver)
     internal.removeHandler(alerts)
     assert any("recovered" in m for m in alerts.messages)
     assert not list(spool.glob("batch-*.jsonl"))
