@@ -23,35 +23,35 @@ delivered.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import logging
 import os
 import random
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 
 import grpc
 import orjson
-from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
     OTLPLogExporter as GrpcExporter,
 )
 from opentelemetry.exporter.otlp.proto.http._log_exporter import (
     OTLPLogExporter as HttpExporter,
 )
-from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import TraceFlags
 
 from otel_audit._otlp_spool import Spool, SpoolFullError
+from otel_audit._otlp_wire import (
+    BodyMode,
+    RequestEncoder,
+    _log_record,
+    log_records,
+    make_resource,
+)
 from otel_audit.errors import AuditError
 from otel_audit.pipeline import Sink
 from otel_audit.sealing import SealedRecord
@@ -63,22 +63,10 @@ __all__ = [
     "SpoolFullError",
     "log_records",
     "make_exporter",
+    "make_resource",
 ]
 
 internal_log = logging.getLogger("otel_audit.internal")  # non-propagating (see pipeline.py)
-
-BodyMode = Literal["string", "map"]
-_SCOPE = InstrumentationScope("otel_audit", "0.1.0")
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_UTC = _dt.timezone.utc
-_NO_FLAGS = TraceFlags(0)
-_SEVERITY = {
-    "LOW": (SeverityNumber.INFO, "INFO"),
-    "MEDIUM": (SeverityNumber.INFO, "INFO"),
-    "HIGH": (SeverityNumber.WARN, "WARN"),
-    "CRITICAL": (SeverityNumber.ERROR, "ERROR"),
-}
-_DEFAULT_SEVERITY = (SeverityNumber.INFO, "INFO")
 
 
 class DeliveryError(AuditError):
@@ -111,124 +99,31 @@ class OTLPStats:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-# -- SealedRecord → OTel log record -----------------------------------------------------------
-
-
-class _Resource(Resource):
-    """A Resource whose hash is computed once: the SDK encoder hashes it per record."""
-
-    def __init__(self, base: Resource) -> None:
-        super().__init__(dict(base.attributes), base.schema_url)
-        self._hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or super().__eq__(other)
-
-
-def _timestamp_ns(text: Any) -> int:
-    """``2024-01-15T14:30:45.123Z`` → ns since the epoch (0 when unreadable)."""
-    if not isinstance(text, str) or not text.endswith("Z"):
-        return 0
-    try:
-        moment = _dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=_UTC)
-    except ValueError:
-        return 0
-    return (moment - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
-
-
-def _hex_id(value: Any, width: int) -> int:
-    if isinstance(value, str) and len(value) == width:
-        with contextlib.suppress(ValueError):
-            return int(value, 16)
-    return 0
-
-
-def _attributes(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat search attributes of DESIGN §2 (semantic conventions, then ``audit.*``)."""
-    attrs: dict[str, Any] = {}
-    actor = record.get("actor")
-    if isinstance(actor, Mapping):
-        for key, attr in (("user_id", "user.id"), ("session_id", "session.id")):
-            value = actor.get(key)
-            if isinstance(value, str):
-                attrs[attr] = value
-    context = record.get("context")
-    if isinstance(context, Mapping):
-        for key, attr in (
-            ("source_ip", "client.address"),
-            ("user_agent", "user_agent.original"),
-            ("api_endpoint", "url.path"),
-        ):
-            value = context.get(key)
-            if isinstance(value, str):
-                attrs[attr] = value
-    result = record.get("result")
-    if isinstance(result, Mapping):
-        code = result.get("response_code")
-        if type(code) is int:
-            attrs["http.response.status_code"] = code
-    resource = record.get("resource")
-    if isinstance(resource, Mapping) and isinstance(resource.get("table"), str):
-        attrs["db.collection.name"] = resource["table"]
-    if isinstance(record.get("event_id"), str):
-        attrs["log.record.uid"] = record["event_id"]
-    attrs["audit.category"] = str(record.get("category"))
-    attrs["audit.action"] = str(record.get("action"))
-    if isinstance(result, Mapping) and isinstance(result.get("status"), str):
-        attrs["audit.result"] = result["status"]
-    metadata = record.get("metadata")
-    if isinstance(metadata, Mapping) and isinstance(metadata.get("risk_level"), str):
-        attrs["audit.risk_level"] = metadata["risk_level"]
-    integrity = record["integrity"]
-    attrs["audit.origin"] = integrity["origin"]
-    attrs["audit.seq"] = integrity["seq"]
-    return attrs
-
-
-def _log_record(
-    record: Mapping[str, Any], line: bytes, resource: Resource, body: BodyMode
-) -> ReadableLogRecord:
-    # The SDK's LogRecord.__init__ looks up the current context and span on every call;
-    # the exporter's encoder reads plain attributes only, so set them directly.
-    log = LogRecord.__new__(LogRecord)
-    context = record.get("context")
-    context = context if isinstance(context, Mapping) else {}
-    metadata = record.get("metadata")
-    risk = metadata.get("risk_level") if isinstance(metadata, Mapping) else None
-    severity, severity_text = _SEVERITY.get(risk, _DEFAULT_SEVERITY)  # type: ignore[arg-type]
-    timestamp = _timestamp_ns(record.get("timestamp"))
-    log.__dict__.update(
-        timestamp=timestamp,
-        observed_timestamp=timestamp,
-        context=None,
-        trace_id=_hex_id(context.get("trace_id"), 32),
-        span_id=_hex_id(context.get("span_id"), 16),
-        trace_flags=_NO_FLAGS,
-        severity_text=severity_text,
-        severity_number=severity,
-        body=line.decode("utf-8") if body == "string" else record,
-        attributes=_attributes(record),
-        event_name=f"audit.{record.get('category')}.{str(record.get('action')).lower()}",
-        exception=None,
-    )
-    readable = ReadableLogRecord.__new__(ReadableLogRecord)  # frozen dataclass: no setattr
-    readable.__dict__.update(
-        log_record=log, resource=resource, instrumentation_scope=_SCOPE, limits=None
-    )
-    return readable
-
-
-def log_records(
-    batch: Sequence[SealedRecord], resource: Resource, *, body: BodyMode = "string"
-) -> list[ReadableLogRecord]:
-    """The OTel log records (SDK ``ReadableLogRecord``) that carry ``batch`` (DESIGN §2)."""
-    return [_log_record(s.record, s.line, resource, body) for s in batch]
-
-
 # -- the exporter ------------------------------------------------------------------------
+
+
+class _Encoded:
+    """A batch already in OTLP wire form (see :class:`_GrpcExporter`)."""
+
+    __slots__ = ("count", "request")
+
+    def __init__(self, request: Any, count: int) -> None:
+        self.request = request
+        self.count = count
+
+    def __len__(self) -> int:  # the SDK exporter counts a batch with len()
+        return self.count
+
+
+class _GrpcExporter(GrpcExporter):
+    """The SDK's gRPC log exporter (its channel, TLS, headers, retries and metrics) that
+    also sends a batch :class:`~otel_audit._otlp_wire.RequestEncoder` encoded, instead of
+    running the SDK's encoder (~60 µs a record, against ~10 µs)."""
+
+    def _translate_data(self, data: Any) -> Any:
+        if isinstance(data, _Encoded):
+            return data.request
+        return super()._translate_data(data)
 
 
 def _protocol(given: str | None) -> str:
@@ -297,7 +192,7 @@ def make_exporter(
                 certificate_chain=_read(client_certificate_file),
             )
             insecure = False
-        return GrpcExporter(
+        return _GrpcExporter(
             endpoint=endpoint,
             insecure=insecure,
             credentials=credentials,
@@ -314,25 +209,6 @@ def make_exporter(
         headers=header_map,
         timeout=timeout_s,
     )
-
-
-def make_resource(
-    service_name: str | None = None,
-    instance_id: str | None = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> Resource:
-    """``Resource.create`` (so ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` apply)
-    with ``service.name`` and ``service.instance.id`` always set."""
-    given: dict[str, Any] = dict(attributes or {})
-    if service_name:
-        given["service.name"] = service_name
-    if instance_id:
-        given["service.instance.id"] = instance_id
-    resource = Resource.create(given)
-    if not resource.attributes.get("service.instance.id"):
-        fallback = f"{socket.gethostname()}-{os.getpid()}"  # as make_origin names instances
-        resource = resource.merge(Resource({"service.instance.id": fallback}))
-    return _Resource(resource)
 
 
 # -- the sink ----------------------------------------------------------------------------
@@ -404,6 +280,11 @@ class OTLPSink:
             client_key_file=client_key_file,
             client_certificate_file=client_certificate_file,
             timeout_s=timeout_s,
+        )
+        self._encoder = (
+            RequestEncoder(self.resource)
+            if body == "string" and isinstance(self.exporter, _GrpcExporter)
+            else None
         )
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self._backup = backup
@@ -568,13 +449,15 @@ class OTLPSink:
 
     def _export(self, entry: _Entry) -> bool:
         if entry.sealed is not None:
-            batch = log_records(entry.sealed, self.resource, body=self.body)
+            pairs = [(s.record, s.line) for s in entry.sealed]
         else:
             assert entry.path is not None
-            batch = [
-                _log_record(orjson.loads(line), line, self.resource, self.body)
-                for line in Spool.read(entry.path)
-            ]
+            pairs = [(orjson.loads(line), line) for line in Spool.read(entry.path)]
+        batch: Any
+        if self._encoder is not None:  # string bodies over gRPC: our own protobuf encoder
+            batch = _Encoded(self._encoder.request(pairs), len(pairs))
+        else:
+            batch = [_log_record(r, line, self.resource, self.body) for r, line in pairs]
         return self.exporter.export(batch) == LogRecordExportResult.SUCCESS
 
     # -- spool and backup (lock held) ---------------------------------------------------------
