@@ -99,6 +99,7 @@ def _keys(values: list[str]) -> list[VerifierKey]:
 
 def _keygen(args: argparse.Namespace) -> int:
     key = SigningKey.generate(args.name)
+    Path(args.out).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # e.g. keys/
     key.write(args.out)
     print(key.vkey)
     return EXIT_OK

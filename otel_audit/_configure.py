@@ -4,11 +4,11 @@ For applications that use OpenTelemetry logs: it builds the sinks (a
 :class:`~otel_audit.store.LocalStore`, an :class:`~otel_audit.otlp.OTLPSink`, or both —
 then every record goes to both), the :class:`~otel_audit.pipeline.AuditPipeline` and an
 :class:`~otel_audit.processor.AuditProcessor` on an audit ``LoggerProvider`` (a new one,
-or the application's own with ``logger_provider=``). Every keyword falls back to an
-``OTEL_AUDIT_*`` variable (``OTEL_AUDIT_STORE``, ``OTEL_AUDIT_KEY_FILE``,
-``OTEL_AUDIT_OTLP_ENDPOINT``, ...; see docs/otlp.md); ``service_name`` falls back to
-``OTEL_SERVICE_NAME``. With neither a store nor an OTLP endpoint the store is
-``./audit-log``.
+or the application's own with ``logger_provider=``). ``service_name``, ``key_file``,
+``key_name``, ``store`` and the ``otlp_*`` keywords fall back to ``OTEL_AUDIT_*``
+variables (``OTEL_AUDIT_STORE``, ``OTEL_AUDIT_OTLP_ENDPOINT``, ...; see docs/otlp.md),
+then ``service_name`` to ``OTEL_SERVICE_NAME``; the other keywords have no variable.
+With neither a store nor an OTLP endpoint the store is ``./audit-log``.
 """
 
 from __future__ import annotations

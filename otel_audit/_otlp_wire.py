@@ -180,7 +180,8 @@ def make_resource(
         given["service.instance.id"] = instance_id
     resource = Resource.create(given)
     if not resource.attributes.get("service.instance.id"):
-        fallback = f"{socket.gethostname()}-{os.getpid()}"  # as make_origin names instances
+        # opentelemetry-sdk >= 1.45 sets a random one itself; older ones leave it out
+        fallback = f"{socket.gethostname()}-{os.getpid()}"
         resource = resource.merge(Resource({"service.instance.id": fallback}))
     return _Resource(resource)
 

@@ -64,6 +64,7 @@ __all__ = [
     "log_records",
     "make_exporter",
     "make_resource",
+    "resolve_protocol",
 ]
 
 internal_log = logging.getLogger("otel_audit.internal")  # non-propagating (see pipeline.py)
@@ -126,7 +127,9 @@ class _GrpcExporter(GrpcExporter):
         return super()._translate_data(data)
 
 
-def _protocol(given: str | None) -> str:
+def resolve_protocol(given: str | None) -> str:
+    """``given``, else ``OTEL_EXPORTER_OTLP_LOGS_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``,
+    else ``grpc``; ValueError unless it is ``grpc`` or ``http/protobuf`` (``http``)."""
     value = (
         given
         or os.environ.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
@@ -170,7 +173,7 @@ def make_exporter(
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` (HTTP gets ``/v1/logs`` appended when the URL has no
     path); without a scheme it means plaintext ``http://``.
     """
-    chosen = _protocol(protocol)
+    chosen = resolve_protocol(protocol)
     if endpoint is not None and "://" not in endpoint:
         endpoint = f"http://{endpoint}"
     header_map = _headers(headers)

@@ -451,3 +451,54 @@ def test_configure_delivery_alerts_reach_on_alert(
     finally:
         assert setup.shutdown(30)  # the collector is back: everything delivered at the end
     assert verify(key, receiver.out).findings == []
+
+
+def test_handler_rejects_a_bad_exporter_setting_at_construction(
+    key: SigningKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_audit_logging import AuditHandler
+
+    key_file = tmp_path / "k.key"
+    key.write(key_file)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")  # standard, not supported
+    with pytest.raises(ValueError, match="http/json"):
+        AuditHandler(store=tmp_path / "store", key_file=key_file, otlp_endpoint="127.0.0.1:4317")
+
+
+def test_handler_keeps_the_store_when_the_otlp_sink_cannot_start(
+    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path, make_sink: Callable[..., OTLPSink]
+) -> None:
+    from otel_audit_logging import AuditHandler
+
+    key_file = tmp_path / "k.key"
+    key.write(key_file)
+    store = tmp_path / "store"
+    make_sink(receiver.endpoint, spool_dir=store / ".otlp-spool")  # the spool is taken
+    internal = logging.getLogger("otel_audit.internal")
+    messages: list[str] = []
+    recorder = logging.Handler()
+    recorder.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    internal.addHandler(recorder)
+    handler = AuditHandler(store=store, key_file=key_file, otlp_endpoint=receiver.endpoint)
+    log = logging.getLogger("otlp-fallback-test")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        audit = {
+            "category": "security",
+            "action": "ALERT",
+            "actor": "ids",
+            "resource": ["host", "h1"],
+        }
+        log.info("suspicious", extra={"audit": audit})
+        assert handler.flush()
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        internal.removeHandler(recorder)
+    assert any("OTLP delivery to" in m and "is OFF" in m for m in messages)
+    assert not any("LOST" in m for m in messages)
+    report = verify(key, store)
+    assert report.findings == []
+    assert report.records == 3  # START, the record, STREAM_END: nothing lost

@@ -123,6 +123,11 @@ class AuditHandler(logging.Handler):
         self._plugins: Plugins | None = None
         if not settings.disabled:
             self._plugins = load_plugins(settings.plugins, disable=settings.disable_plugins)
+        if settings.otlp_endpoint is not None and not settings.disabled:
+            # checked now (dictConfig fails), not when the pipeline starts at the first record
+            from otel_audit.otlp import resolve_protocol  # noqa: PLC0415 - loads gRPC
+
+            resolve_protocol(settings.otlp_protocol)
         self._pipeline: AuditPipeline | None = None
         self._start_lock = threading.Lock()
         self._failed_at = -_RETRY_START_S
@@ -241,32 +246,19 @@ class AuditHandler(logging.Handler):
         signer = self._signer or _development_key(settings.store, settings.key_name)
         # the store itself, or a free worker-NN/ slot of it when another process has it
         store = open_store(settings.store, fsync_interval_ms=settings.fsync_interval_ms)
-        extra: list[Any] = []
+        sinks: list[Any] = [store]
         try:
+            if settings.otlp_endpoint is not None:
+                otlp = self._open_otlp(store.directory)
+                if otlp is not None:
+                    # before the store: a batch is in the OTLP spool (fsynced) before the
+                    # store can record a checkpoint that vouches for it (no OTLP gap)
+                    sinks.insert(0, otlp)
             if settings.sinks and self._plugins is not None:
-                extra = self._plugins.sinks(settings.sinks)  # e.g. "cef:path=/x/audit.cef"
-            if settings.otlp_endpoint is not None:  # the store keeps a copy of every record too
-                # imported here: gRPC and the OTLP exporters only load when OTLP is used
-                from otel_audit.otlp import OTLPSink  # noqa: PLC0415
-
-                # before the store: a batch is in the OTLP spool (fsynced) before the store
-                # can record a checkpoint that vouches for it (a crash leaves no OTLP gap)
-                extra.insert(
-                    0,
-                    OTLPSink(
-                        None if settings.otlp_endpoint == "env" else settings.otlp_endpoint,
-                        protocol=settings.otlp_protocol,
-                        headers=settings.otlp_headers,
-                        body="map" if settings.otlp_body == "map" else "string",
-                        service_name=settings.service_name,
-                        spool_dir=store.directory / _OTLP_SPOOL_DIR,
-                    ),
-                )
+                sinks += self._plugins.sinks(settings.sinks)  # e.g. "cef:path=/x/audit.cef"
             pipeline = AuditPipeline(
                 signer,
-                [store, *extra]
-                if settings.otlp_endpoint is None
-                else [extra[0], store, *extra[1:]],
+                sinks,
                 service_name=settings.service_name,
                 strict=settings.strict,
                 checkpoint_every=settings.checkpoint_every,
@@ -275,14 +267,39 @@ class AuditHandler(logging.Handler):
                 spill_dir=store.directory / _SPILL_DIR,
                 plugins=self._plugins,
             )
-            if settings.otlp_endpoint is not None:  # delivery alerts reach the alert hook
-                extra[0].on_alert = functools.partial(pipeline.alert, "delivery")
-            return pipeline
         except BaseException:
-            for sink in extra:
+            for sink in sinks:
                 sink.close()
-            store.close()
             raise
+        if sinks[0] is not store:  # delivery alerts reach the plugins' alert hook
+            sinks[0].on_alert = functools.partial(pipeline.alert, "delivery")
+        return pipeline
+
+    def _open_otlp(self, store_dir: Path) -> Any:
+        """The OTLP sink, or None (reported) when it cannot be made: the records then still
+        reach the store, sealed, instead of being lost with the pipeline."""
+        settings = self.settings
+        try:
+            # imported here: gRPC and the OTLP exporters only load when OTLP is used
+            from otel_audit.otlp import OTLPSink  # noqa: PLC0415
+
+            return OTLPSink(
+                None if settings.otlp_endpoint == "env" else settings.otlp_endpoint,
+                protocol=settings.otlp_protocol,
+                headers=settings.otlp_headers,
+                body="map" if settings.otlp_body == "map" else "string",
+                service_name=settings.service_name,
+                spool_dir=store_dir / _OTLP_SPOOL_DIR,
+            )
+        except Exception as exc:  # noqa: BLE001 - the store must still get the records
+            _report(
+                logging.ERROR,
+                "OTLP delivery to %s is OFF for this stream (%s); records go to the store %s only",
+                settings.otlp_endpoint,
+                exc,
+                store_dir,
+            )
+            return None
 
 
 _ABSENT: Final = object()

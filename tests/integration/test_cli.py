@@ -63,6 +63,14 @@ def test_keygen_writes_a_private_key_0600_and_prints_the_vkey(tmp_path: Path) ->
     assert "Traceback" not in again.stderr
 
 
+def test_keygen_creates_the_key_directory_private(tmp_path: Path) -> None:
+    out = tmp_path / "keys" / "audit.key"  # as the README shows it, keys/ not there yet
+    result = run("keygen", "--name", "ops-2026", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(os.stat(out.parent).st_mode) == 0o700
+    assert (tmp_path / "keys" / "audit.key.vkey").read_text().strip() == result.stdout.strip()
+
+
 def test_verify_intact_log_exits_0(sealed: tuple[Path, Path, list[SealedRecord]]) -> None:
     key_file, log, records = sealed
     result = run("verify", "--key", f"{key_file}.vkey", str(log))
