@@ -137,6 +137,38 @@ def test_records_with_floats_and_astral_keys_take_the_reference_path() -> None:
     assert verify(out).intact(strict=True)
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"risk_level": "LOW"},  # the checksum member comes first
+        {"category_hint": "x", "risk_level": "LOW"},  # one member sorts before it
+        {"a": 1},  # it comes last
+        {},  # the checksum is metadata's only member
+    ],
+)
+def test_line_and_leaf_are_exact_whatever_metadata_holds(
+    metadata: dict[str, Any],
+) -> None:
+    out: list[SealedRecord] = []
+    sealer = Sealer(KEY, out.append)
+    record = sample_record(5)
+    record["metadata"] = metadata
+    # look-alikes of the checksum member elsewhere in the record
+    record["extensions"] = {
+        "metadata": {"checksum": "sha256:" + "0" * 64},
+        "note": '"checksum":"sha256:',
+    }
+    sealed = sealer.seal(record)
+    unsealed = orjson.loads(sealed.line)
+    checksum = unsealed["metadata"].pop("checksum")
+    assert sealed.leaf == leaf_hash(canonicalize_reference(unsealed))
+    assert checksum == "sha256:" + sealed.leaf.hex() == sealed.record["metadata"]["checksum"]
+    assert sealed.line == canonicalize_reference(sealed.record)
+    assert unsealed["extensions"] == record["extensions"]
+    sealer.close()
+    assert verify(out).intact(strict=True)
+
+
 _values = st.recursive(
     st.one_of(
         st.text(max_size=20),
