@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import grpc
 import orjson
@@ -144,13 +144,16 @@ def resolve_protocol(given: str | None) -> str:
 
 
 def _headers(given: Mapping[str, str] | str | None) -> dict[str, str] | None:
+    """A mapping as it is, or text in the ``OTEL_EXPORTER_OTLP_HEADERS`` form (OTel
+    specification, "Specifying headers via environment variables": ``key=value`` pairs
+    separated by commas, percent-encoded as in W3C Baggage)."""
     if given is None or isinstance(given, Mapping):
         return dict(given) if given else None
     headers: dict[str, str] = {}
     for part in given.split(","):
         if "=" in part:
             key, value = part.split("=", 1)
-            headers[key.strip().lower()] = value.strip()
+            headers[unquote(key).strip().lower()] = unquote(value).strip()
     return headers or None
 
 

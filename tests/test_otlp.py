@@ -502,3 +502,14 @@ def test_handler_keeps_the_store_when_the_otlp_sink_cannot_start(
     report = verify(key, store)
     assert report.findings == []
     assert report.records == 3  # START, the record, STREAM_END: nothing lost
+
+
+def test_header_text_is_read_as_the_standard_variable_is() -> None:
+    from otel_audit.otlp import _headers
+
+    assert _headers("X-Api-Key=a%20b%2Cc, tenant = acme ,broken") == {
+        "x-api-key": "a b,c",  # percent-decoded, so a value can hold a comma
+        "tenant": "acme",
+    }
+    assert _headers({"X-Keep": "as is"}) == {"X-Keep": "as is"}
+    assert _headers("") is None

@@ -197,8 +197,8 @@ class AuditHandler(logging.Handler):
             if pipeline is not None and not pipeline.close(_FLUSH_TIMEOUT_S):
                 _report(
                     logging.ERROR,
-                    "audit pipeline of %s did not close cleanly (stats %s); the stream may "
-                    "be left open",
+                    "audit pipeline of %s did not close cleanly (stats %s): a sink did not "
+                    "take everything (OTLP leftovers wait in its spool for the next start)",
                     self.settings.store,
                     pipeline.stats.as_dict(),
                 )
