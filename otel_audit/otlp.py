@@ -294,6 +294,7 @@ class OTLPSink:
         )
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self._backup = backup
+        self._refused: Sequence[SealedRecord] | None = None  # the last batch a full spool refused
         #: called with each alert message (on the sender thread); settable after
         #: construction, e.g. to ``AuditPipeline.alert`` (configure() and the handler do)
         self.on_alert = on_alert
@@ -332,15 +333,23 @@ class OTLPSink:
             if self._closed:
                 raise DeliveryError("OTLP sink is closed")
             entry = _Entry(list(batch), None, len(batch))
+            # the pipeline retries a refused write with the same batch: back it up once
+            entry.backed_up = batch is self._refused
             if self._failing:
                 self._backup_entry(entry)
-            if self._failing or self._in_memory + len(batch) > self._max_memory:
-                self._persist(entry)  # raises SpoolFullError (after the backup) when full
-                entry.sealed = None  # read back from the spool when its turn comes
-            else:
-                if self._durable:
-                    self._persist(entry, ahead=True)  # a crash cannot lose an accepted batch
-                self._in_memory += entry.count
+            try:
+                if self._failing or self._in_memory + len(batch) > self._max_memory:
+                    self._persist(entry)  # raises SpoolFullError when full
+                    entry.sealed = None  # read back from the spool when its turn comes
+                else:
+                    if self._durable:
+                        self._persist(entry, ahead=True)  # a crash cannot lose it
+                    self._in_memory += entry.count
+            except SpoolFullError:
+                self._backup_entry(entry)  # refused here: the backup has it at least
+                self._refused = batch
+                raise
+            self._refused = None
             self._entries.append(entry)
             self._cond.notify_all()
 

@@ -266,6 +266,21 @@ def test_a_full_spool_is_a_clear_error_and_an_alert(
     assert sink.stats.spool_full > 0
 
 
+def test_a_batch_the_full_spool_refuses_reaches_the_backup_once(
+    key: SigningKey, receiver: OTLPReceiver, make_sink: Callable[..., OTLPSink]
+) -> None:
+    sealed = seal_stream(key, 10)[1]
+    backup = MemorySink()
+    # smaller than one batch: the write-ahead copy is refused while the collector is fine
+    sink = make_sink(receiver.endpoint, spool_max_bytes=1_000, backup=backup)
+    batch = sealed[:5]
+    for _ in range(3):  # the pipeline retries a refused write with the same batch
+        with pytest.raises(SpoolFullError):
+            sink.write(batch)
+    assert [s.seq for s in backup.records] == [0, 1, 2, 3, 4]
+    assert sink.stats.backed_up == 5
+
+
 def test_pipeline_flush_and_close_report_false_when_undelivered(
     key: SigningKey, receiver: OTLPReceiver, make_sink: Callable[..., OTLPSink]
 ) -> None:
