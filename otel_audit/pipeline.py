@@ -219,6 +219,11 @@ class AuditPipeline:
     def origin(self) -> str:
         return self.sealer.origin
 
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        """The sinks, in the order each batch is written to them."""
+        return tuple(self._sinks)
+
     # -- the application's side ------------------------------------------------------------
 
     def submit(self, record: dict[str, Any]) -> None:

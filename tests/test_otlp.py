@@ -380,6 +380,11 @@ def test_handler_ships_to_store_and_collector(
                 },
             )
         assert handler.flush()
+        assert handler.pipeline is not None
+        otlp = handler.pipeline.sinks[0]
+        assert isinstance(otlp, OTLPSink)
+        assert otlp.stats.delivered >= 26  # STREAM_START and the 25 records
+        assert otlp.pending == 0
     finally:
         log.removeHandler(handler)
         handler.close()
