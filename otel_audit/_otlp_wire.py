@@ -126,30 +126,42 @@ def _attributes(record: Mapping[str, Any]) -> dict[str, Any]:
     return attrs
 
 
+class _Fields:
+    """The log record fields of DESIGN §2 other than body and attributes."""
+
+    __slots__ = ("event_name", "severity", "severity_text", "span_id", "timestamp", "trace_id")
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        context = record.get("context")
+        context = context if isinstance(context, Mapping) else {}
+        metadata = record.get("metadata")
+        risk = metadata.get("risk_level") if isinstance(metadata, Mapping) else None
+        self.severity, self.severity_text = _SEVERITY.get(risk, _DEFAULT_SEVERITY)  # type: ignore[arg-type]
+        self.timestamp = _timestamp_ns(record.get("timestamp"))
+        self.trace_id = _hex_id(context.get("trace_id"), 32)
+        self.span_id = _hex_id(context.get("span_id"), 16)
+        self.event_name = f"audit.{record.get('category')}.{str(record.get('action')).lower()}"
+
+
 def _log_record(
     record: Mapping[str, Any], line: bytes, resource: Resource, body: BodyMode
 ) -> ReadableLogRecord:
     # The SDK's LogRecord.__init__ looks up the current context and span on every call;
     # the exporter's encoder reads plain attributes only, so set them directly.
     log = LogRecord.__new__(LogRecord)
-    context = record.get("context")
-    context = context if isinstance(context, Mapping) else {}
-    metadata = record.get("metadata")
-    risk = metadata.get("risk_level") if isinstance(metadata, Mapping) else None
-    severity, severity_text = _SEVERITY.get(risk, _DEFAULT_SEVERITY)  # type: ignore[arg-type]
-    timestamp = _timestamp_ns(record.get("timestamp"))
+    f = _Fields(record)
     log.__dict__.update(
-        timestamp=timestamp,
-        observed_timestamp=timestamp,
+        timestamp=f.timestamp,
+        observed_timestamp=f.timestamp,
         context=None,
-        trace_id=_hex_id(context.get("trace_id"), 32),
-        span_id=_hex_id(context.get("span_id"), 16),
+        trace_id=f.trace_id,
+        span_id=f.span_id,
         trace_flags=_NO_FLAGS,
-        severity_text=severity_text,
-        severity_number=severity,
+        severity_text=f.severity_text,
+        severity_number=f.severity,
         body=line.decode("utf-8") if body == "string" else record,
         attributes=_attributes(record),
-        event_name=f"audit.{record.get('category')}.{str(record.get('action')).lower()}",
+        event_name=f.event_name,
         exception=None,
     )
     readable = ReadableLogRecord.__new__(ReadableLogRecord)  # frozen dataclass: no setattr
@@ -248,27 +260,19 @@ def _field_length(payload: bytes) -> bytes:
 
 
 def _log_record_bytes(record: Mapping[str, Any], line: bytes) -> bytes:
-    context = record.get("context")
-    context = context if isinstance(context, Mapping) else {}
-    metadata = record.get("metadata")
-    risk = metadata.get("risk_level") if isinstance(metadata, Mapping) else None
-    severity, severity_text = _SEVERITY.get(risk, _DEFAULT_SEVERITY)  # type: ignore[arg-type]
-    timestamp = _timestamp_ns(record.get("timestamp"))
-    event_name = f"audit.{record.get('category')}.{str(record.get('action')).lower()}"
-    parts = [b"\x09" + _fixed64(timestamp) if timestamp else b""]
-    parts.append(b"\x10" + _varint(severity.value))
-    parts.append(_field(0x1A, severity_text.encode()))
+    f = _Fields(record)
+    parts = [b"\x09" + _fixed64(f.timestamp) if f.timestamp else b""]
+    parts.append(b"\x10" + _varint(f.severity.value))
+    parts.append(_field(0x1A, f.severity_text.encode()))
     parts.append(_field(0x2A, _field(0x0A, line)))  # body: AnyValue.string_value
     parts.extend(_attribute(key, value) for key, value in _attributes(record).items())
-    trace_id = _hex_id(context.get("trace_id"), 32)
-    if trace_id:
-        parts.append(_field(0x4A, trace_id.to_bytes(16, "big")))
-    span_id = _hex_id(context.get("span_id"), 16)
-    if span_id:
-        parts.append(_field(0x52, span_id.to_bytes(8, "big")))
-    if timestamp:
-        parts.append(b"\x59" + _fixed64(timestamp))
-    parts.append(_field(0x62, event_name.encode()))
+    if f.trace_id:
+        parts.append(_field(0x4A, f.trace_id.to_bytes(16, "big")))
+    if f.span_id:
+        parts.append(_field(0x52, f.span_id.to_bytes(8, "big")))
+    if f.timestamp:
+        parts.append(b"\x59" + _fixed64(f.timestamp))
+    parts.append(_field(0x62, f.event_name.encode()))
     return _field(0x12, b"".join(parts))  # ScopeLogs.log_records
 
 

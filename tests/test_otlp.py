@@ -54,6 +54,13 @@ def receiver(tmp_path: Path) -> Iterator[OTLPReceiver]:
 
 
 @pytest.fixture
+def key_file(key: SigningKey, tmp_path: Path) -> Path:
+    path = tmp_path / "k.key"
+    key.write(path)
+    return path
+
+
+@pytest.fixture
 def make_sink(tmp_path: Path) -> Iterator[Callable[..., OTLPSink]]:
     made: list[OTLPSink] = []
 
@@ -71,6 +78,20 @@ def make_sink(tmp_path: Path) -> Iterator[Callable[..., OTLPSink]]:
     for sink in made:
         with contextlib.suppress(DeliveryError):
             sink.close()
+
+
+def logger_for(handler: logging.Handler) -> logging.Logger:
+    """A logger of its own (not propagating) that writes to ``handler``."""
+    log = logging.getLogger(f"otlp-test.{time.monotonic_ns()}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    return log
+
+
+def detach(log: logging.Logger, handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    handler.close()
 
 
 def verify(key: SigningKey, *paths: Path) -> Report:
@@ -297,10 +318,8 @@ def _lines(records: list[SealedRecord]) -> list[bytes]:
 
 
 def test_configure_delivers_every_record_to_store_and_collector(
-    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path
+    key: SigningKey, key_file: Path, receiver: OTLPReceiver, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "k.key"
-    key.write(key_file)
     setup = otel_audit.configure(
         service_name="orders",
         key_file=key_file,
@@ -329,10 +348,12 @@ def test_configure_delivers_every_record_to_store_and_collector(
 
 
 def test_configure_from_env(
-    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    key: SigningKey,
+    key_file: Path,
+    receiver: OTLPReceiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    key_file = tmp_path / "k.key"
-    key.write(key_file)
     monkeypatch.setenv("OTEL_AUDIT_KEY_FILE", str(key_file))
     monkeypatch.setenv("OTEL_AUDIT_OTLP_ENDPOINT", f"http://{receiver.endpoint}")
     monkeypatch.setenv("OTEL_AUDIT_OTLP_SPOOL_DIR", str(tmp_path / "spool"))
@@ -348,12 +369,10 @@ def test_configure_from_env(
 
 
 def test_handler_ships_to_store_and_collector(
-    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path
+    key: SigningKey, key_file: Path, receiver: OTLPReceiver, tmp_path: Path
 ) -> None:
     from otel_audit_logging import AuditHandler
 
-    key_file = tmp_path / "k.key"
-    key.write(key_file)
     handler = AuditHandler(
         store=tmp_path / "store",
         key_file=key_file,
@@ -362,10 +381,7 @@ def test_handler_ships_to_store_and_collector(
         otlp_headers="x-tenant=acme",
         checkpoint_interval_ms=50,
     )
-    log = logging.getLogger("otlp-handler-test")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
+    log = logger_for(handler)
     try:
         for i in range(25):
             log.info(
@@ -386,8 +402,7 @@ def test_handler_ships_to_store_and_collector(
         assert otlp.stats.delivered >= 26  # STREAM_START and the 25 records
         assert otlp.pending == 0
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        detach(log, handler)
     store = verify(key, tmp_path / "store")
     collected = verify(key, receiver.out)
     assert store.findings == collected.findings == []
@@ -404,12 +419,10 @@ class _AlertPlugin:
 
 
 def test_handler_delivery_alerts_reach_the_alert_hook(
-    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path
+    key: SigningKey, key_file: Path, receiver: OTLPReceiver, tmp_path: Path
 ) -> None:
     from otel_audit_logging import AuditHandler
 
-    key_file = tmp_path / "k.key"
-    key.write(key_file)
     handler = AuditHandler(
         store=tmp_path / "store",
         key_file=key_file,
@@ -420,10 +433,7 @@ def test_handler_delivery_alerts_reach_the_alert_hook(
     assert handler.plugins is not None
     plugin = _AlertPlugin()
     handler.plugins.manager.register(plugin, name="alert-recorder")
-    log = logging.getLogger("otlp-alert-test")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
+    log = logger_for(handler)
     receiver.refuse = True
     try:
         record = {
@@ -440,18 +450,15 @@ def test_handler_delivery_alerts_reach_the_alert_hook(
         assert handler.flush()
         wait_for(lambda: any("recovered" in message for _, message in plugin.alerts))
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        detach(log, handler)
     assert any(
         "OTLP export failed" in message for kind, message in plugin.alerts if kind == "delivery"
     )
 
 
 def test_configure_delivery_alerts_reach_on_alert(
-    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path
+    key: SigningKey, key_file: Path, receiver: OTLPReceiver, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "k.key"
-    key.write(key_file)
     alerts: list[str] = []
     receiver.refuse = True
     setup = otel_audit.configure(
@@ -474,24 +481,24 @@ def test_configure_delivery_alerts_reach_on_alert(
 
 
 def test_handler_rejects_a_bad_exporter_setting_at_construction(
-    key: SigningKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    key: SigningKey, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from otel_audit_logging import AuditHandler
 
-    key_file = tmp_path / "k.key"
-    key.write(key_file)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")  # standard, not supported
     with pytest.raises(ValueError, match="http/json"):
         AuditHandler(store=tmp_path / "store", key_file=key_file, otlp_endpoint="127.0.0.1:4317")
 
 
 def test_handler_keeps_the_store_when_the_otlp_sink_cannot_start(
-    key: SigningKey, receiver: OTLPReceiver, tmp_path: Path, make_sink: Callable[..., OTLPSink]
+    key: SigningKey,
+    key_file: Path,
+    receiver: OTLPReceiver,
+    tmp_path: Path,
+    make_sink: Callable[..., OTLPSink],
 ) -> None:
     from otel_audit_logging import AuditHandler
 
-    key_file = tmp_path / "k.key"
-    key.write(key_file)
     store = tmp_path / "store"
     make_sink(receiver.endpoint, spool_dir=store / ".otlp-spool")  # the spool is taken
     internal = logging.getLogger("otel_audit.internal")
@@ -500,10 +507,7 @@ def test_handler_keeps_the_store_when_the_otlp_sink_cannot_start(
     recorder.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
     internal.addHandler(recorder)
     handler = AuditHandler(store=store, key_file=key_file, otlp_endpoint=receiver.endpoint)
-    log = logging.getLogger("otlp-fallback-test")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
+    log = logger_for(handler)
     try:
         audit = {
             "category": "security",
@@ -514,8 +518,7 @@ def test_handler_keeps_the_store_when_the_otlp_sink_cannot_start(
         log.info("suspicious", extra={"audit": audit})
         assert handler.flush()
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        detach(log, handler)
         internal.removeHandler(recorder)
     assert any("OTLP delivery to" in m and "is OFF" in m for m in messages)
     assert not any("LOST" in m for m in messages)
