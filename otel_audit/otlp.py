@@ -29,7 +29,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -68,6 +68,11 @@ __all__ = [
 ]
 
 internal_log = logging.getLogger("otel_audit.internal")  # non-propagating (see pipeline.py)
+
+_Pair = tuple[Mapping[str, Any], bytes]  # a sealed record and its wire line
+# Protobuf bytes of one log record beyond its body: fields, attributes, framing (a
+# generous bound; the attributes of DESIGN §2 repeat values of the record, ≤ 8 KiB each)
+_RECORD_OVERHEAD = 1024
 
 
 class DeliveryError(AuditError):
@@ -244,6 +249,8 @@ class OTLPSink:
     (perhaps a second time; the verifier counts identical copies once). ``durable=False``
     spools only when delivery fails or memory runs short. ``on_alert`` is called with a
     message when delivery starts failing, when the spool is full, and when it recovers.
+    A batch goes out in requests of at most ``max_request_bytes`` (about; gRPC receivers
+    refuse messages over 4 MiB by default, and a refused request would be retried forever).
     """
 
     def __init__(
@@ -268,6 +275,7 @@ class OTLPSink:
         retry_initial_s: float = 0.25,
         retry_max_s: float = 5.0,
         flush_timeout_s: float = 10.0,
+        max_request_bytes: int = 3 * 2**20,
         backup: Sink | None = None,
         on_alert: Callable[[str], None] | None = None,
         exporter: LogRecordExporter | None = None,
@@ -301,6 +309,7 @@ class OTLPSink:
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s
         self._flush_timeout = flush_timeout_s
+        self._max_request = max_request_bytes
         self._max_memory = max_memory_records
         self._durable = durable
         self._cond = threading.Condition()
@@ -468,12 +477,31 @@ class OTLPSink:
         else:
             assert entry.path is not None
             pairs = [(orjson.loads(line), line) for line in Spool.read(entry.path)]
-        batch: Any
-        if self._encoder is not None:  # string bodies over gRPC: our own protobuf encoder
-            batch = _Encoded(self._encoder.request(pairs), len(pairs))
-        else:
-            batch = [_log_record(r, line, self.resource, self.body) for r, line in pairs]
-        return self.exporter.export(batch) == LogRecordExportResult.SUCCESS
+        # one request per chunk, each below the receivers' message limit; a retry of the
+        # entry re-sends chunks already taken, which the verifier counts once
+        for chunk in self._chunks(pairs):
+            batch: Any
+            if self._encoder is not None:  # string bodies over gRPC: our own encoder
+                batch = _Encoded(self._encoder.request(chunk), len(chunk))
+            else:
+                batch = [_log_record(r, line, self.resource, self.body) for r, line in chunk]
+            if self.exporter.export(batch) != LogRecordExportResult.SUCCESS:
+                return False
+        return True
+
+    def _chunks(self, pairs: Sequence[_Pair]) -> Iterator[list[_Pair]]:
+        """``pairs`` in order, cut where a request would pass ``max_request_bytes``."""
+        chunk: list[_Pair] = []
+        size = 0
+        for pair in pairs:
+            cost = len(pair[1]) + _RECORD_OVERHEAD
+            if chunk and size + cost > self._max_request:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(pair)
+            size += cost
+        if chunk:
+            yield chunk
 
     # -- spool and backup (lock held) ---------------------------------------------------------
 

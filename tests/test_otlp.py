@@ -536,3 +536,30 @@ def test_header_text_is_read_as_the_standard_variable_is() -> None:
     }
     assert _headers({"X-Keep": "as is"}) == {"X-Keep": "as is"}
     assert _headers("") is None
+
+
+def test_a_batch_goes_out_in_requests_below_the_receivers_limit(
+    key: SigningKey, make_sink: Callable[..., OTLPSink], tmp_path: Path
+) -> None:
+    sealed = seal_stream(key, 300, checkpoint_every=100)[1]  # ~400 KB of lines
+    limit = 64 * 1024
+    with OTLPReceiver(tmp_path / "small.json", max_message_bytes=limit) as small:
+        sink = make_sink(small.endpoint, max_request_bytes=limit // 2)
+        sink.write(sealed)  # one batch, far over the receiver's limit
+        sink.flush()
+        assert len(small.requests) > 1
+        assert all(r.ByteSize() <= limit for r in small.requests)
+        assert received_seqs(small) == list(range(len(sealed)))
+        assert verify(key, small.out).findings == []
+
+
+def test_a_request_over_the_receivers_limit_is_refused(
+    key: SigningKey, make_sink: Callable[..., OTLPSink], tmp_path: Path
+) -> None:
+    sealed = seal_stream(key, 300, checkpoint_every=100)[1]
+    with OTLPReceiver(tmp_path / "small.json", max_message_bytes=64 * 1024) as small:
+        sink = make_sink(small.endpoint, flush_timeout_s=2.0)  # default: 3 MiB requests
+        sink.write(sealed)
+        with pytest.raises(DeliveryError):
+            sink.flush()
+        assert small.requests == []  # why the sink must cut batches to the receiver's size

@@ -43,8 +43,12 @@ class _Servicer(logs_service_pb2_grpc.LogsServiceServicer):
 class OTLPReceiver:
     """Start with :meth:`start`; ``records`` counts the log records accepted."""
 
-    def __init__(self, out: Path, port: int | None = None) -> None:
+    def __init__(
+        self, out: Path, port: int | None = None, max_message_bytes: int = 4 * 2**20
+    ) -> None:
         self.out = out
+        #: gRPC's receive limit, like a collector's ``max_recv_msg_size_mib`` (default 4 MiB)
+        self.max_message_bytes = max_message_bytes
         self.port = port or free_port()
         self.refuse = False
         self.requests: list[Any] = []
@@ -68,7 +72,10 @@ class OTLPReceiver:
             self.records += count
 
     def start(self) -> OTLPReceiver:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=4),
+            options=[("grpc.max_receive_message_length", self.max_message_bytes)],
+        )
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Servicer(self), server)  # type: ignore[no-untyped-call]
         if server.add_insecure_port(self.endpoint) == 0:
             raise RuntimeError(f"cannot bind the OTLP receiver to {self.endpoint}")
