@@ -297,7 +297,10 @@ class OTLPSink:
         )
         self._encoder = (
             RequestEncoder(self.resource)
-            if body == "string" and isinstance(self.exporter, _GrpcExporter)
+            # _translate_data is the SDK exporter's private hook (1.45): without it, its path
+            if body == "string"
+            and isinstance(self.exporter, _GrpcExporter)
+            and callable(getattr(GrpcExporter, "_translate_data", None))
             else None
         )
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
