@@ -390,3 +390,22 @@ def test_the_processor_loads_installed_plugins_into_its_pipeline(
     assert none.plugins is not None
     assert none.plugins.names == []
     none.close()
+
+
+def test_hooks_found_once_are_found_again_after_a_plugin_comes_or_goes() -> None:
+    class Tagger:
+        @hookimpl
+        def otel_audit_enrich(self, record: dict[str, Any]) -> None:
+            record.setdefault("metadata", {}).setdefault("compliance_tags", []).append("LATE")
+
+    plugins = load_plugins({}, disable="*")
+    record = sample_record(1)
+    assert plugins.prepare(record) == []  # no plugin: the lookups are cached as empty
+    assert "LATE" not in record["metadata"]["compliance_tags"]
+    tagger = Tagger()
+    plugins.manager.register(tagger, name="late-tagger")
+    plugins.prepare(record)
+    assert record["metadata"]["compliance_tags"].count("LATE") == 1
+    plugins.manager.unregister(tagger)
+    plugins.prepare(record)
+    assert record["metadata"]["compliance_tags"].count("LATE") == 1  # gone again
