@@ -13,7 +13,6 @@ With neither a store nor an OTLP endpoint the store is ``./audit-log``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -148,9 +147,6 @@ def configure(
             spill_dir=state / ".spill",
             on_alert=on_alert,
         )
-        for sink in sinks:  # delivery alerts reach on_alert and the plugins' alert hook
-            if isinstance(sink, OTLPSink):
-                sink.on_alert = functools.partial(pipeline.alert, "delivery")
     except BaseException:
         for sink in sinks:
             try:

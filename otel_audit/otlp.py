@@ -124,7 +124,7 @@ class _Encoded:
 class _GrpcExporter(GrpcExporter):
     """The SDK's gRPC log exporter (its channel, TLS, headers, retries and metrics) that
     also sends a batch :class:`~otel_audit._otlp_wire.RequestEncoder` encoded, instead of
-    running the SDK's encoder (~60 µs a record, against ~10 µs)."""
+    running the SDK's encoder (a median 58 µs a record, against 28 µs, in one run)."""
 
     def _translate_data(self, data: Any) -> Any:
         if isinstance(data, _Encoded):
@@ -295,19 +295,19 @@ class OTLPSink:
             client_certificate_file=client_certificate_file,
             timeout_s=timeout_s,
         )
-        self._encoder = (
-            RequestEncoder(self.resource)
-            # _translate_data is the SDK exporter's private hook (1.45): without it, its path
-            if body == "string"
+        # our encoder needs string bodies, gRPC, and the SDK exporter's private
+        # _translate_data hook (1.45); otherwise the SDK encodes
+        own_encoding = (
+            body == "string"
             and isinstance(self.exporter, _GrpcExporter)
             and callable(getattr(GrpcExporter, "_translate_data", None))
-            else None
         )
+        self._encoder = RequestEncoder(self.resource) if own_encoding else None
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self._backup = backup
         self._refused: Sequence[SealedRecord] | None = None  # the last batch a full spool refused
-        #: called with each alert message (on the sender thread); settable after
-        #: construction, e.g. to ``AuditPipeline.alert`` (configure() and the handler do)
+        #: called with each alert message (on the sender thread); when None, the
+        #: AuditPipeline the sink is given to binds it to ``AuditPipeline.alert``
         self.on_alert = on_alert
         self._retry_initial = retry_initial_s
         self._retry_max = retry_max_s

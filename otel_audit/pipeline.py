@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -124,6 +125,9 @@ def violation_record(
     )
 
 
+_NO_HOOK = object()  # a sink without an on_alert attribute
+
+
 class _Spill:
     """Append-only spill files of unsealed records, replayed in order."""
 
@@ -186,6 +190,9 @@ class AuditPipeline:
         self.plugins = plugins
         self.stats = PipelineStats()
         self._sinks = list(sinks)
+        for sink in self._sinks:  # a sink's own alerts (OTLP delivery) reach on_alert and plugins
+            if getattr(sink, "on_alert", _NO_HOOK) is None:
+                sink.on_alert = functools.partial(self.alert, "delivery")  # type: ignore[attr-defined]
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(queue_size)
         self._block_s = max_block_ms / 1000
         self._batch_size = batch_size
@@ -485,7 +492,8 @@ class AuditPipeline:
     def alert(self, kind: str, message: str) -> None:
         """Pass an alert raised elsewhere (a sink's own thread, e.g. OTLP delivery) to
         ``on_alert`` and to the plugins' ``otel_audit_alert`` (on the worker thread).
-        Thread-safe, never raises; the caller has logged it already."""
+        Thread-safe, never raises; the caller has logged it already. A sink with an
+        ``on_alert`` attribute left None is bound to it (kind ``delivery``)."""
         if self._alert is not None:
             with contextlib.suppress(Exception):
                 self._alert(message)

@@ -14,7 +14,6 @@ at construction, so a wrong path fails ``dictConfig`` rather than the first audi
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import os
 import threading
@@ -271,8 +270,6 @@ class AuditHandler(logging.Handler):
             for sink in sinks:
                 sink.close()
             raise
-        if sinks[0] is not store:  # delivery alerts reach the plugins' alert hook
-            sinks[0].on_alert = functools.partial(pipeline.alert, "delivery")
         return pipeline
 
     def _open_otlp(self, store_dir: Path) -> Any:
