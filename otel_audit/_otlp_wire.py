@@ -5,7 +5,7 @@ sealed line as a JSON string (or, with ``body="map"``, the record as a map),
 ``event_name`` is ``audit.<category>.<action lower-case>``, severity follows
 ``risk_level``, and flat attributes (semantic conventions, then ``audit.*``) serve
 search. :func:`log_records` gives SDK ``ReadableLogRecord`` objects for any OTel
-exporter; :func:`encode_request` writes the same OTLP ``ExportLogsServiceRequest``
+exporter; :class:`RequestEncoder` writes the same OTLP ``ExportLogsServiceRequest``
 directly in protobuf wire form (opentelemetry-proto ``logs/v1/logs.proto``), several
 times cheaper than the SDK's encoder, and a test proves both give equal messages.
 """
@@ -33,7 +33,7 @@ from opentelemetry.trace import TraceFlags
 
 from otel_audit.sealing import SealedRecord
 
-__all__ = ["BodyMode", "RequestEncoder", "encode_request", "log_records", "make_resource"]
+__all__ = ["BodyMode", "RequestEncoder", "log_records", "make_resource"]
 
 BodyMode = Literal["string", "map"]
 _SCOPE = InstrumentationScope("otel_audit", "0.1.0")
@@ -225,10 +225,14 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+def _length(payload: bytes) -> bytes:
+    n = len(payload)
+    return bytes((n,)) if n < 0x80 else _varint(n)
+
+
 def _field(tag: int, payload: bytes) -> bytes:
     """A length-delimited field (``tag`` is one byte: field numbers below 16)."""
-    n = len(payload)
-    return (bytes((tag, n)) if n < 0x80 else bytes((tag,)) + _varint(n)) + payload
+    return bytes((tag,)) + _length(payload) + payload
 
 
 _HEADS: dict[str, bytes] = {}  # attribute name → KeyValue.key field + KeyValue.value tag
@@ -251,12 +255,7 @@ def _attribute(key: str, value: Any) -> bytes:
         any_value = b"\x10\x01" if value else b"\x10\x00"
     else:  # int (the only other type _attributes makes)
         any_value = b"\x18" + _varint(value)
-    return _field(0x32, head + _field_length(any_value) + any_value)
-
-
-def _field_length(payload: bytes) -> bytes:
-    n = len(payload)
-    return bytes((n,)) if n < 0x80 else _varint(n)
+    return _field(0x32, head + _length(any_value) + any_value)
 
 
 def _log_record_bytes(record: Mapping[str, Any], line: bytes) -> bytes:
@@ -296,8 +295,3 @@ class RequestEncoder:
     def request(self, batch: Sequence[tuple[Mapping[str, Any], bytes]]) -> Any:
         """The same as an ``ExportLogsServiceRequest`` message."""
         return ExportLogsServiceRequest.FromString(self.encode(batch))
-
-
-def encode_request(batch: Sequence[SealedRecord], resource: Resource) -> Any:
-    """The OTLP ExportLogsServiceRequest carrying ``batch`` with string bodies (DESIGN §2)."""
-    return RequestEncoder(resource).request([(s.record, s.line) for s in batch])

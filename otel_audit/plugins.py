@@ -404,7 +404,7 @@ class Plugins:
         """The implementations of ``hook`` and whether one is a wrapper; cached until a
         plugin is registered or unregistered (with a plain pluggy manager: never cached)."""
         generation = getattr(self.manager, "generation", None)
-        if generation != self._generation or generation is None:
+        if generation != self._generation:  # also always when None: nothing is cached
             self._impls = {}
             self._generation = -1 if generation is None else generation
         found = self._impls.get(hook)

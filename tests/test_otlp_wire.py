@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 
-from otel_audit._otlp_wire import RequestEncoder, encode_request, log_records, make_resource
+from otel_audit._otlp_wire import RequestEncoder, log_records, make_resource
 from otel_audit.keys import SigningKey
 from otel_audit.testing import seal_stream
 
@@ -26,7 +26,7 @@ def sdk(pairs: list[tuple[dict[str, Any], bytes]]) -> Any:
 
 def test_sealed_stream_encodes_as_the_sdk_does() -> None:
     _, sealed = seal_stream(SigningKey.generate("wire"), 300, checkpoint_every=100)
-    ours = encode_request(sealed, RESOURCE)
+    ours = RequestEncoder(RESOURCE).request([(s.record, s.line) for s in sealed])
     assert ours == sdk([(s.record, s.line) for s in sealed])
     assert len(ours.resource_logs[0].scope_logs[0].log_records) == len(sealed)
     first = ours.resource_logs[0].scope_logs[0].log_records[0]
