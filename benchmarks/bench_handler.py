@@ -55,7 +55,7 @@ class NullHandler(logging.Handler):
 
 def run(
     handler: logging.Handler, calls: int, finish: Callable[[], object]
-) -> tuple[float, list[int]]:
+) -> tuple[float, list[int], float]:
     log = logging.getLogger(f"bench.{id(handler)}")
     log.propagate = False
     log.setLevel(logging.INFO)
@@ -63,6 +63,7 @@ def run(
     extra = {"audit": ANNOTATION}
     latencies = [0] * calls
     clock = time.perf_counter_ns
+    cpu_start = time.process_time()
     start = time.perf_counter()
     for i in range(calls):
         t0 = clock()
@@ -70,8 +71,9 @@ def run(
         latencies[i] = clock() - t0
     finish()
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     log.removeHandler(handler)
-    return elapsed, latencies
+    return elapsed, latencies, cpu
 
 
 def main() -> None:
@@ -79,7 +81,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, list[int]]]] = {
+    results: dict[str, list[tuple[float, list[int], float]]] = {
         "null": [],
         "json-logger": [],
         "audit": [],
@@ -108,19 +110,26 @@ def main() -> None:
                 audit.close()
 
     def rate(name: str) -> float:
-        return float(args.calls / statistics.median(e for e, _ in results[name]))
+        return float(args.calls / statistics.median(e for e, _, _ in results[name]))
+
+    def cpu_us(name: str) -> float:
+        """Process CPU time (every thread) per call: the GIL makes it the throughput bound."""
+        return float(statistics.median(c for _, _, c in results[name]) / args.calls * 1e6)
 
     def pct(name: str, q: float) -> float:
-        merged = sorted(x for _, lat in results[name] for x in lat)
+        merged = sorted(x for _, lat, _ in results[name] for x in lat)
         return merged[int(q * (len(merged) - 1))] / 1000
 
     base = rate("json-logger")
     print(f"{args.calls:,} logger.info calls per handler, median of {args.rounds} rounds")
-    print(f"{'handler':14} {'calls/s':>12} {'vs json-logger':>15} {'p50 µs':>8} {'p99 µs':>8}")
+    print(
+        f"{'handler':14} {'calls/s':>12} {'vs json-logger':>15} {'p50 µs':>8} {'p99 µs':>8} "
+        f"{'cpu µs/call':>12}"
+    )
     for name in results:
         print(
             f"{name:14} {rate(name):>12,.0f} {rate(name) / base:>14.2f}x "
-            f"{pct(name, 0.50):>8.1f} {pct(name, 0.99):>8.1f}"
+            f"{pct(name, 0.50):>8.1f} {pct(name, 0.99):>8.1f} {cpu_us(name):>12.1f}"
         )
     ratio, p99 = rate("audit") / base, pct("audit", 0.99)
     print(

@@ -44,6 +44,7 @@ __all__ = [
     "PluginInfo",
     "Plugins",
     "add_compliance_tag",
+    "block",
     "hookimpl",
     "load_plugins",
     "parse_config",
@@ -99,6 +100,22 @@ def add_compliance_tag(record: dict[str, Any], tag: str) -> None:
         tags = metadata["compliance_tags"] = []
     if tag not in tags:
         tags.append(tag)
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def block(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """``record[name]`` when it is an object, else an empty, read-only mapping (for hooks
+    that read a block of a record the schema has not checked yet: it reports wrong types).
+
+    Hooks call this several times a record: exact dicts and absent blocks skip the
+    ``isinstance(..., Mapping)`` ABC check, which costs more than the lookup itself.
+    """
+    value = record.get(name)
+    if type(value) is dict:
+        return value
+    return value if value is not None and isinstance(value, Mapping) else _EMPTY
 
 
 def _message(exc: BaseException) -> str:
@@ -207,7 +224,7 @@ class Plugins:
     def __init__(self, manager: pluggy.PluginManager, settings: Mapping[str, Any]) -> None:
         self.manager = manager
         self.settings = MappingProxyType(dict(settings))
-        self._impls: dict[str, tuple[list[Any], bool]] = {}  # hook → (impls, has a wrapper)
+        self._impls: dict[str, tuple[list[tuple[str, Any, tuple[str, ...]]], bool]] = {}
         self._generation = -1
 
     @property
@@ -391,18 +408,22 @@ class Plugins:
             except Exception as exc:  # noqa: BLE001 - reported as this plugin's failure
                 return [(self._culprit(exc, hook) or "?", None, exc)]
         out: list[tuple[str, Any, Exception | None]] = []
-        for impl in reversed(impls):
+        for name, function, argnames in impls:
             try:
-                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+                if len(argnames) == 1:
+                    result = function(kwargs[argnames[0]])
+                else:
+                    result = function(*[kwargs[arg] for arg in argnames])
             except Exception as exc:  # noqa: BLE001 - reported as this plugin's failure
-                out.append((impl.plugin_name, None, exc))
+                out.append((name, None, exc))
             else:
-                out.append((impl.plugin_name, result, None))
+                out.append((name, result, None))
         return out
 
-    def _hook_impls(self, hook: str) -> tuple[list[Any], bool]:
-        """The implementations of ``hook`` and whether one is a wrapper; cached until a
-        plugin is registered or unregistered (with a plain pluggy manager: never cached)."""
+    def _hook_impls(self, hook: str) -> tuple[list[tuple[str, Any, tuple[str, ...]]], bool]:
+        """``(plugin name, function, argument names)`` of each implementation of ``hook``
+        in calling order, and whether one is a wrapper; cached until a plugin is
+        registered or unregistered (with a plain pluggy manager: never cached)."""
         generation = getattr(self.manager, "generation", None)
         if generation != self._generation:  # also always when None: nothing is cached
             self._impls = {}
@@ -410,7 +431,8 @@ class Plugins:
         found = self._impls.get(hook)
         if found is None:
             impls = getattr(self.manager.hook, hook).get_hookimpls()
-            found = (impls, any(impl.hookwrapper or impl.wrapper for impl in impls))
+            calls = [(i.plugin_name, i.function, tuple(i.argnames)) for i in reversed(impls)]
+            found = (calls, any(impl.hookwrapper or impl.wrapper for impl in impls))
             if generation is not None:
                 self._impls[hook] = found
         return found

@@ -17,7 +17,7 @@ from otel_audit import PluginError, Violation, hookimpl, load_plugins
 from otel_audit.errors import AuditValidationError
 from otel_audit.keys import SigningKey
 from otel_audit.pipeline import AuditPipeline
-from otel_audit.plugins import Plugins, parse_sinks
+from otel_audit.plugins import Plugins, block, parse_sinks
 from otel_audit.testing import MemorySink, run_pipeline, sample_record
 
 # -- a distribution installed into a temporary site directory ----------------------------
@@ -409,3 +409,38 @@ def test_hooks_found_once_are_found_again_after_a_plugin_comes_or_goes() -> None
     plugins.manager.unregister(tagger)
     plugins.prepare(record)
     assert record["metadata"]["compliance_tags"].count("LATE") == 1  # gone again
+
+
+def test_block_gives_an_object_block_or_an_empty_read_only_mapping() -> None:
+    from types import MappingProxyType
+
+    actor = {"user_id": "alice"}
+    proxy = MappingProxyType({"type": "customer"})
+    record: dict[str, Any] = {"actor": actor, "resource": proxy, "result": "SUCCESS"}
+    assert block(record, "actor") is actor
+    assert block(record, "resource") is proxy  # any Mapping, not only dict
+    for name in ("result", "context"):  # not an object, or absent
+        empty = block(record, name)
+        assert dict(empty) == {}
+        with pytest.raises(TypeError):
+            empty["x"] = 1  # type: ignore[index]
+    assert block(MappingProxyType(record), "actor") is actor
+
+
+def test_hooks_are_called_with_the_arguments_they_name_in_pluggy_order() -> None:
+    calls: list[tuple[str, object]] = []
+
+    class First:
+        @hookimpl
+        def otel_audit_alert(self, kind: str) -> None:
+            calls.append(("first", kind))
+
+    class Second:
+        @hookimpl
+        def otel_audit_alert(self, details: Mapping[str, Any], kind: str) -> None:
+            calls.append(("second", (kind, dict(details))))
+
+    plugins = load_plugins({}, entry_points=False, extra=[("first", First()), ("second", Second())])
+    plugins.alert("spill", "queue full", {"n": 1})
+    # pluggy calls the last registered first
+    assert calls == [("second", ("spill", {"n": 1})), ("first", "spill")]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from typing import Any
 
+from otel_audit.plugins import block
 from otel_audit.sealing import SealedRecord
 from otel_audit_cef._escape import escape_extension, escape_header
 
@@ -95,11 +96,6 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _block(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = record.get(name)
-    return value if isinstance(value, Mapping) else {}
-
-
 def _int(value: Any) -> int | None:
     """An integer that fits CEF's Long (cnN, rt), else None."""
     if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
@@ -144,9 +140,9 @@ def _pairs(record: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     Short, fixed-form fields come first and free text last, so a size-bounded transport
     that has to cut a line keeps the identifying fields.
     """
-    actor, resource = _block(record, "actor"), _block(record, "resource")
-    context, result = _block(record, "context"), _block(record, "result")
-    meta, integrity = _block(record, "metadata"), _block(record, "integrity")
+    actor, resource = block(record, "actor"), block(record, "resource")
+    context, result = block(record, "context"), block(record, "result")
+    meta, integrity = block(record, "metadata"), block(record, "integrity")
 
     yield "rt", _epoch_ms(record.get("timestamp"))
     yield "externalId", record.get("event_id")

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_audit.errors import PluginError, Violation
-from otel_audit.plugins import add_compliance_tag, hookimpl
+from otel_audit.plugins import add_compliance_tag, block, hookimpl
 from otel_audit_gdpr._envelope import seal_value
 from otel_audit_gdpr._vault import KeyVault
 
@@ -53,11 +53,6 @@ _FIXED = frozenset(
      "extensions.gdpr"}
 )  # fmt: skip
 _internal = logging.getLogger("otel_audit.internal")
-
-
-def _block(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = record.get(name)
-    return value if isinstance(value, Mapping) else {}
 
 
 class GdprPlugin:
@@ -91,11 +86,11 @@ class GdprPlugin:
         if record.get("category") == "integrity":
             return False
         classes = self.settings["classifications"]
-        resource = _block(record, "resource")
+        resource = block(record, "resource")
         return bool(
             "gdpr_context" in record
             or resource.get("classification") in classes
-            or _block(record, "data_access").get("data_classification") in classes
+            or block(record, "data_access").get("data_classification") in classes
             or resource.get("type") in self.settings["resource_types"]
         )
 
@@ -104,7 +99,7 @@ class GdprPlugin:
         if not self.personal(record):
             return
         add_compliance_tag(record, "GDPR")
-        if _block(record, "gdpr_context").get("special_category") is True:
+        if block(record, "gdpr_context").get("special_category") is True:
             add_compliance_tag(record, "GDPR-ART9")
 
     @hookimpl
@@ -191,6 +186,6 @@ class GdprPlugin:
 
     @hookimpl
     def otel_audit_classify_risk(self, record: Mapping[str, Any]) -> str | None:
-        if self.personal(record) and _block(record, "gdpr_context").get("special_category"):
+        if self.personal(record) and block(record, "gdpr_context").get("special_category"):
             return "HIGH"
         return None

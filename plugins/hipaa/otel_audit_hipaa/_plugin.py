@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_audit.errors import PluginError, Violation
-from otel_audit.plugins import add_compliance_tag, hookimpl
+from otel_audit.plugins import add_compliance_tag, block, hookimpl
 
 __all__ = ["HipaaPlugin"]
 
@@ -35,11 +35,6 @@ _DEFAULTS: dict[str, Any] = {
     "retention_years": 6,
 }
 _TPO = ("treatment", "payment", "operations")
-
-
-def _block(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = record.get(name)
-    return value if isinstance(value, Mapping) else {}
 
 
 class HipaaPlugin:
@@ -64,11 +59,11 @@ class HipaaPlugin:
         if record.get("category") == "integrity":
             return False
         classes = self.settings["classifications"]
-        resource = _block(record, "resource")
+        resource = block(record, "resource")
         return bool(
             "hipaa_context" in record
             or resource.get("classification") in classes
-            or _block(record, "data_access").get("data_classification") in classes
+            or block(record, "data_access").get("data_classification") in classes
             or resource.get("type") in self.settings["resource_types"]
         )
 
@@ -76,8 +71,8 @@ class HipaaPlugin:
         if record.get("action") not in self.settings["bulk_actions"]:
             return False
         counts = (
-            _block(record, "data_access").get("record_count"),
-            _block(record, "result").get("affected_records"),
+            block(record, "data_access").get("record_count"),
+            block(record, "result").get("affected_records"),
         )
         threshold = self.settings["bulk_threshold"]
         return any(isinstance(n, int) and not isinstance(n, bool) and n > threshold for n in counts)

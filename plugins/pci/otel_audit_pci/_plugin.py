@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_audit.errors import PluginError, Violation
-from otel_audit.plugins import add_compliance_tag, hookimpl
+from otel_audit.plugins import add_compliance_tag, block, hookimpl
 from otel_audit_pci._redact import mask_record
 
 __all__ = ["PciPlugin", "missing_elements"]
@@ -78,8 +78,9 @@ class PciPlugin:
 
     def in_scope(self, record: Mapping[str, Any]) -> bool:
         classes = self.settings["classifications"]
+        context = record.get("pci_context")
         return bool(
-            isinstance(record.get("pci_context"), Mapping)
+            (context is not None and block(record, "pci_context") is context)  # an object
             or _get(record, "resource", "classification") in classes
             or _get(record, "data_access", "data_classification") in classes
             or _get(record, "resource", "type") in self.settings["resource_types"]

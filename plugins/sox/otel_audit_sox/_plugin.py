@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_audit.errors import PluginError, Violation
-from otel_audit.plugins import add_compliance_tag, hookimpl
+from otel_audit.plugins import add_compliance_tag, block, hookimpl
 
 __all__ = ["SoxPlugin"]
 
@@ -44,15 +44,10 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def _block(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = record.get(name)
-    return value if isinstance(value, Mapping) else {}
-
-
 def _same_person(record: Mapping[str, Any]) -> bool | None:
     """Whether the approver of a change is its actor (None: one of them is not named)."""
-    approver = _block(record, "change_tracking").get("approver")
-    actor = _block(record, "actor").get("user_id")
+    approver = block(record, "change_tracking").get("approver")
+    actor = block(record, "actor").get("user_id")
     if not (isinstance(approver, str) and isinstance(actor, str)):
         return None
     return approver.strip().lower() == actor.strip().lower()
@@ -73,7 +68,7 @@ class SoxPlugin:
         self.settings = {**_DEFAULTS, **given}
 
     def is_financial(self, record: Mapping[str, Any]) -> bool:
-        resource = _block(record, "resource")
+        resource = block(record, "resource")
         return bool(
             "sox_context" in record
             or resource.get("type") in self.settings["resource_types"]
@@ -82,16 +77,16 @@ class SoxPlugin:
         )
 
     def is_change(self, record: Mapping[str, Any]) -> bool:
-        status = _block(record, "result").get("status")
+        status = block(record, "result").get("status")
         return record.get("action") in self.settings["change_actions"] and status in (
             "SUCCESS",
             "PARTIAL",
         )
 
     def is_management(self, record: Mapping[str, Any]) -> bool:
-        role = _block(record, "actor").get("role")
+        role = block(record, "actor").get("role")
         roles = {r.lower() for r in self.settings["management_roles"]}
-        return _block(record, "sox_context").get("management_access") is True or (
+        return block(record, "sox_context").get("management_access") is True or (
             isinstance(role, str) and role.lower() in roles
         )
 
@@ -113,7 +108,7 @@ class SoxPlugin:
     def otel_audit_validate(self, record: Mapping[str, Any]) -> list[Violation]:
         if not (self.is_financial(record) and self.is_change(record)):
             return []
-        change = _block(record, "change_tracking")
+        change = block(record, "change_tracking")
         violations = []
         if not change.get("change_reason"):
             violations.append(
