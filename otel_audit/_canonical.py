@@ -210,8 +210,12 @@ def _only_plain_types(container: dict[object, object] | list[object]) -> bool:
     return True
 
 
-def _fast_path(value: object) -> bytes | None:
-    """orjson's output for ``value`` when it provably equals RFC 8785, else None."""
+def _fast_path(value: object, plain: bool = False) -> bytes | None:
+    """orjson's output for ``value`` when it provably equals RFC 8785, else None.
+
+    ``plain``: the caller knows the values are exact dict, list, str, int and bool (the
+    schema's fast path proved it), so the type walk is skipped.
+    """
     if type(value) is not dict and type(value) is not list:
         return None
     try:
@@ -219,7 +223,7 @@ def _fast_path(value: object) -> bytes | None:
         out = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:  # unsupported type, subclass, surrogate, big int, depth
         return None
-    if not _only_plain_types(value):
+    if not plain and not _only_plain_types(value):
         return None
     if not out.isascii() and (b"\xee" in out or b"\xef" in out) and _ASTRAL_LEAD.search(out):
         return None

@@ -1,7 +1,10 @@
 """The fast validator: Python source generated from the compiled schema, ``exec``-ed once.
 
-It answers only "valid or not" and may be conservative: anything unusual makes it say
+It answers "valid or not" and may be conservative: anything unusual makes it say
 "not valid", and then the precise path (:mod:`otel_audit._schema_explain`) decides.
+A "valid" answer also says whether the record is *plain*: only exact dict, list, str,
+int and bool values, with no float (nor anything checked by the precise path). The
+sealer needs exactly that to trust orjson's output as RFC 8785 without its own type walk.
 """
 
 from __future__ import annotations
@@ -17,6 +20,15 @@ from otel_audit._schema_explain import (
     _json_key,
 )
 from otel_audit._schema_model import _MAX_SAFE, _TYPES, _Node
+
+#: Top-level results of a generated validator (a falsy result is "not valid").
+INVALID: Final = 0
+PLAIN: Final = 1
+NOT_PLAIN: Final = 2
+# Added to the size sum ``m`` for a float (or a subtree the precise path checked): far
+# above any size a record can reach, so ``sum // _MARK`` counts them and ``sum % _MARK``
+# is still the size bound.
+_MARK: Final = 1 << 62
 
 
 class _PatternShape:
@@ -209,16 +221,17 @@ _TYPE_TEST: Final = {  # on a local holding type(value)
 class _FastGen:
     """Generates the fast validator's source from compiled nodes.
 
-    Generated code returns a failure (``return False`` at the top, ``return -1`` in the
+    Generated code returns a failure (``INVALID`` at the top, ``-1`` in the
     helpers for recursive definitions) at the first broken rule, and meanwhile sums an
     upper bound of the RFC 8785 size: ``n`` counts string characters (each is at most 6
     bytes once escaped or UTF-8 encoded), ``m`` counts bytes; everything whose size is
     known from the schema alone (key names, quotes, punctuation, numbers) is added as a
-    constant ("static" size) at compile time.
+    constant ("static" size) at compile time. Each float adds ``_MARK`` to ``m``.
     """
 
     def __init__(self, defs: dict[str, _Node]) -> None:
         self.env: dict[str, Any] = {
+            "_MARK": _MARK,
             "_surrogate": _has_surrogate,
             "_fallback": _fallback,
             "_all_unique": _all_unique,
@@ -240,20 +253,23 @@ class _FastGen:
 
     # -- functions ---------------------------------------------------------------------
 
-    def top(self, root: _Node, name: str, limit: int) -> Callable[[dict[str, Any]], bool]:
+    def top(self, root: _Node, name: str, limit: int) -> Callable[[dict[str, Any]], int]:
+        """The validator: INVALID, PLAIN or NOT_PLAIN (see the module docstring)."""
         lines: list[str] = []
-        static = self.emit(root, "r", lines, 1, _Ctx("return False", None))
+        static = self.emit(root, "r", lines, 1, _Ctx(f"return {INVALID}", None))
         body = "\n".join(lines)
         source = (
             f"def {name}(r):\n    n = 0\n    m = 0\n{body}\n"
-            f"    return 6 * n + m <= {limit - static}\n"
+            f"    if m < _MARK:\n"
+            f"        return {PLAIN} if 6 * n + m <= {limit - static} else {INVALID}\n"
+            f"    return {NOT_PLAIN} if 6 * n + m % _MARK <= {limit - static} else {INVALID}\n"
         )
         self.sources.append(source)
         # Our own source, generated from the packaged schema: nothing external reaches it.
         code = compile("\n\n".join(self.sources[self.pending :]), f"<{name}>", "exec")
         exec(code, self.env)  # noqa: S102
         self.pending = len(self.sources)
-        function: Callable[[dict[str, Any]], bool] = self.env[name]
+        function: Callable[[dict[str, Any]], int] = self.env[name]
         return function
 
     def helper(self, def_name: str, node: _Node) -> str:
@@ -343,7 +359,7 @@ class _FastGen:
         b = "b"
         out.append(f"{pad}{b} = _fallback({self.constant(node, '_node')}, {x}, {ctx.rem})")
         out.append(f"{pad}if {b} < 0: {ctx.fail}")
-        out.append(f"{pad}m += {b}")
+        out.append(f"{pad}m += {b} + _MARK")  # the precise path allows more than plain types
         return 0
 
     def emit_typed(
@@ -439,7 +455,10 @@ class _FastGen:
         # Always bounded by ±(2**53-1): beyond that the precise path decides.
         low = -_MAX_SAFE if node.minimum is None else max(node.minimum, -_MAX_SAFE)
         high = _MAX_SAFE if node.maximum is None else min(node.maximum, _MAX_SAFE)
-        out.append(f"{'    ' * ind}if not ({low!r} <= {x} <= {high!r}): {ctx.fail}")  # NaN fails
+        pad = "    " * ind
+        out.append(f"{pad}if not ({low!r} <= {x} <= {high!r}): {ctx.fail}")  # NaN fails
+        if type_name == "number":
+            out.append(f"{pad}if type({x}) is float: m += _MARK")
         if type_name == "integer" and type(low) is int and type(high) is int:
             return max(len(str(low)), len(str(high)))
         return 24  # longest ECMAScript form of a double, e.g. -1.7976931348623157e+308

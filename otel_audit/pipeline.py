@@ -32,7 +32,7 @@ import orjson
 from otel_audit.errors import AuditValidationError, Violation
 from otel_audit.keys import Signer
 from otel_audit.records import build
-from otel_audit.schema import validate
+from otel_audit.schema import validate, validate_unsealed
 from otel_audit.sealing import SealedRecord, Sealer
 
 if TYPE_CHECKING:
@@ -371,10 +371,12 @@ class AuditPipeline:
     def _seal(self, batch: list[dict[str, Any]]) -> None:
         plugins = self.plugins
         for record in batch:
+            plain = False
             try:
                 # strict mode ran the plugins and validated on the caller's thread already
                 violations = [] if self.strict or plugins is None else plugins.prepare(record)
-                violations = violations or ([] if self.strict else validate(record, sealed=False))
+                if not violations and not self.strict:
+                    violations, plain = validate_unsealed(record)
             except Exception as exc:  # noqa: BLE001 - the validator must never stop sealing
                 violations = [Violation("$", "internal", f"validator failed: {exc!r}")]
             if violations:
@@ -391,7 +393,7 @@ class AuditPipeline:
                     self._redact_violation(plugins, replacement, violations)
                 self.sealer.seal(replacement)
             else:
-                self.sealer.seal(record)
+                self.sealer.seal(record, plain=plain)
             self.stats.sealed += 1
 
     def _redact_violation(

@@ -41,7 +41,7 @@ from importlib import resources
 from typing import Any, Final
 
 from otel_audit._schema_explain import explain
-from otel_audit._schema_fast import _FastGen
+from otel_audit._schema_fast import PLAIN, _FastGen
 from otel_audit._schema_model import _Compiler, _int
 from otel_audit.errors import AuditValidationError, Violation
 
@@ -52,6 +52,7 @@ __all__ = [
     "check",
     "schema",
     "validate",
+    "validate_unsealed",
 ]
 
 SCHEMA_VERSION: Final = "1.0"
@@ -113,6 +114,21 @@ def validate(record: Mapping[str, Any], *, sealed: bool = True) -> list[Violatio
         if valid:
             return []
     return _explain(record, sealed)
+
+
+def validate_unsealed(record: dict[str, Any]) -> tuple[list[Violation], bool]:
+    """``validate(record, sealed=False)``, and whether the record is *plain*: its values
+    are only exact dict, list, str, int and bool (no float, no subclass). The pipeline
+    passes that on to :meth:`~otel_audit.sealing.Sealer.seal`, which then needs no type
+    walk of its own to know orjson writes the record's RFC 8785 form."""
+    if type(record) is dict:
+        try:
+            verdict = _FAST_UNSEALED(record)
+        except Exception:  # noqa: BLE001 -- anything unusual: the precise path decides
+            verdict = 0
+        if verdict:
+            return [], verdict == PLAIN
+    return _explain(record, False), False
 
 
 def _explain(record: Any, sealed: bool) -> list[Violation]:

@@ -147,12 +147,18 @@ class Sealer:
     def closed(self) -> bool:
         return self._closed
 
-    def seal(self, record: dict[str, Any]) -> SealedRecord:
-        """Seal one record (schema-valid, JSON types only) and pass it to the sink."""
+    def seal(self, record: dict[str, Any], *, plain: bool = False) -> SealedRecord:
+        """Seal one record (schema-valid, JSON types only) and pass it to the sink.
+
+        ``plain=True`` says the record holds only exact dict, list, str, int and bool values,
+        as :func:`otel_audit.schema.validate_unsealed` reports; it saves the sealer's own
+        check of that. Any other value under a wrong ``plain=True`` (a float, a tuple, an
+        enum) may be written in a form that is not RFC 8785.
+        """
         with self._lock:
             if self._closed:
                 raise SealError("sealer is closed")
-            sealed = self._seal_locked(record, None)
+            sealed = self._seal_locked(record, None, plain)
             if self._unsealed >= self._every or (
                 time.monotonic_ns() - self._last_cp_ns >= self._interval_ns
             ):
@@ -212,14 +218,16 @@ class Sealer:
 
     # -- internals (lock held) ----------------------------------------------------------
 
-    def _seal_locked(self, record: dict[str, Any], extra: dict[str, Any] | None) -> SealedRecord:
+    def _seal_locked(
+        self, record: dict[str, Any], extra: dict[str, Any] | None, plain: bool = False
+    ) -> SealedRecord:
         integrity = {"origin": self.origin, "seq": self._range.size, "prev_hash": self._prev}
         if extra:
             integrity.update(extra)
         record["integrity"] = integrity
         metadata = record["metadata"]
         metadata.pop("checksum", None)
-        canonical = _fast_path(record)
+        canonical = _fast_path(record, plain)
         fast = canonical is not None
         if canonical is None:
             canonical = canonicalize_reference(record)

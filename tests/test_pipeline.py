@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from otel_audit._canonical import canonicalize_reference
 from otel_audit.errors import AuditValidationError
 from otel_audit.keys import SigningKey
 from otel_audit.pipeline import AuditPipeline
@@ -68,6 +69,25 @@ def test_records_are_sealed_in_order_and_close_ends_the_stream() -> None:
     ids = [s.record["resource"]["id"] for s in user_records(sink)]
     assert ids == [f"customer_{i}" for i in range(100)]
     assert sink.records[-1].action == "STREAM_END"
+    assert intact(sink.records)
+
+
+def test_records_with_floats_are_sealed_in_rfc8785_form() -> None:
+    """The pipeline skips the sealer's type walk only for records the schema's fast path
+    found plain; a float (orjson writes 1.0 and 1e15 as "1.0" and "1000000000000000.0",
+    RFC 8785 as "1" and "1000000000000000") takes the exact path."""
+    sink = ListSink()
+    pipeline = AuditPipeline(KEY, [sink], service_name="svc")
+    floats = sample_record(1)
+    floats["extensions"] = {"ratio": 1.0, "big": 1e15, "list": [0.5, 2.0]}
+    pipeline.submit(floats)
+    pipeline.submit(sample_record(2))
+    assert pipeline.close(10)
+    sealed = user_records(sink)
+    assert [s.record["resource"]["id"] for s in sealed] == ["customer_1", "customer_2"]
+    assert all(s.line == canonicalize_reference(s.record) for s in sealed)
+    assert b'"big":1000000000000000,' in sealed[0].line
+    assert b'"ratio":1}' in sealed[0].line
     assert intact(sink.records)
 
 

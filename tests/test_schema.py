@@ -35,6 +35,7 @@ from otel_audit.schema import (
     check,
     schema,
     validate,
+    validate_unsealed,
 )
 
 # The module itself (the package re-exports the function ``schema`` under the same name).
@@ -42,6 +43,7 @@ S = importlib.import_module("otel_audit.schema")
 M = importlib.import_module("otel_audit._schema_model")
 E = importlib.import_module("otel_audit._schema_explain")
 F = importlib.import_module("otel_audit._schema_fast")
+C = importlib.import_module("otel_audit._canonical")
 
 DATA = Path(__file__).parent / "data" / "records"
 VALID: list[dict[str, Any]] = json.loads((DATA / "valid.json").read_text("utf-8"))
@@ -402,6 +404,16 @@ def test_generated_records_and_their_mutations_agree_with_jsonschema(data: st.Da
             assert S._explain(changed, True) == []
         unsealed = validate(changed, sealed=False)
         assert (unsealed == []) == REFERENCE_UNSEALED.is_valid(changed)
+        assert_plain_is_exact(changed, unsealed)
+
+
+def assert_plain_is_exact(record: Any, unsealed: list[Any]) -> None:
+    """validate_unsealed gives validate's violations, and calls a record plain exactly
+    when the fast path accepts it and the sealer's own type walk would pass it."""
+    violations, plain = validate_unsealed(record)
+    assert violations == unsealed
+    walk = isinstance(record, dict) and C._only_plain_types(record)
+    assert plain == (not violations and fast_accepts(record, sealed=False) and walk)
 
 
 # --------------------------------------------------------------------------------------
@@ -829,3 +841,37 @@ def _has_null(value: Any) -> bool:
 def test_unsupported_keywords_in_mini_schemas_fail() -> None:
     with pytest.raises(ValueError, match="minProperties"):
         M._Compiler(MINI_SCHEMAS[-1][0])
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["extensions", "extensions.deep", "batch_context", "before_state", "list"],
+)
+def test_a_float_anywhere_makes_a_valid_record_not_plain(where: str) -> None:
+    record = seed()
+    assert validate_unsealed(record) == ([], True)
+    if where == "extensions":
+        record["extensions"] = {"amount": 12.5}
+    elif where == "extensions.deep":
+        record["extensions"] = {"a": {"b": [{"c": 1}, {"d": 1e-7}]}}
+    elif where == "batch_context":
+        record["batch_context"] = {"batch_id": "b-1", "processing_duration_ms": 3.0}
+    elif where == "before_state":
+        record["change_tracking"] = {"before_state": {"limit": 1.5}, "after_state": {"x": 2}}
+    else:
+        record["extensions"] = {"values": [1, 2, 3.25]}
+    violations, plain = validate_unsealed(record)
+    assert violations == []
+    assert plain is False
+    assert validate(record, sealed=False) == []
+
+
+def test_validate_unsealed_reports_like_validate() -> None:
+    record = seed()
+    del record["integrity"]
+    assert validate_unsealed(record) == ([], True)  # integrity may be absent before sealing
+    record["actor"] = {"user_id": 7}
+    violations, plain = validate_unsealed(record)
+    assert violations == validate(record, sealed=False) != []
+    assert plain is False
+    assert validate_unsealed({"a": None})[1] is False

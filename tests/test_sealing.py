@@ -137,6 +137,20 @@ def test_records_with_floats_and_astral_keys_take_the_reference_path() -> None:
     assert verify(out).intact(strict=True)
 
 
+def test_plain_records_sealed_without_the_type_walk_are_exact() -> None:
+    out: list[SealedRecord] = []
+    sealer = Sealer(KEY, out.append)
+    for i in range(20):
+        sealer.seal(sample_record(i), plain=True)
+    sealer.close()
+    assert all(s.line == canonicalize_reference(s.record) for s in out)
+    for s in out:
+        record = orjson.loads(s.line)
+        del record["metadata"]["checksum"]
+        assert s.leaf == leaf_hash(canonicalize_reference(record))
+    assert verify(out).intact(strict=True)
+
+
 @pytest.mark.parametrize(
     "metadata",
     [
