@@ -71,6 +71,11 @@ _PREPARE_HOOKS = (
 
 _internal = logging.getLogger("otel_audit.internal")  # the pipeline's non-propagating logger
 
+# A hook's implementations as called: [(plugin name, function, argument names)], and
+# whether one of them is a wrapper (then pluggy's own call loop runs them).
+_Impls = tuple[list[tuple[str, Any, tuple[str, ...]]], bool]
+_Results = list[tuple[str, Any, "Exception | None"]]  # (plugin name, result, error)
+
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -224,7 +229,9 @@ class Plugins:
     def __init__(self, manager: pluggy.PluginManager, settings: Mapping[str, Any]) -> None:
         self.manager = manager
         self.settings = MappingProxyType(dict(settings))
-        self._impls: dict[str, tuple[list[tuple[str, Any, tuple[str, ...]]], bool]] = {}
+        self._impls: dict[str, _Impls] = {}
+        self._plan: tuple[_Impls, ...] | None = None
+        self._plan_known = False  # _plan holds this generation's lookup
         self._generation = -1
 
     @property
@@ -266,11 +273,13 @@ class Plugins:
         and never shortens ``metadata.retention_years``. When a redact hook fails, the
         record's content is withheld (it may hold what that plugin should have removed).
         """
-        if not any(self._hook_impls(hook)[0] for hook in _PREPARE_HOOKS):
+        plan = self._prepare_plan()
+        if plan is None:
             return []  # no plugin changes or judges records: nothing to do
+        enrich, redact, validate, classify_risk, retention = plan
         violations: list[Violation] = []
-        for hook in _RECORD_HOOKS:
-            for name, _, error in self._run(hook, record=record):
+        for hook, found in (("otel_audit_enrich", enrich), ("otel_audit_redact", redact)):
+            for name, _, error in self._call(hook, found, record):
                 if error is not None:
                     violations.append(_failed(name, hook, error))
                     if hook == "otel_audit_redact":
@@ -278,7 +287,7 @@ class Plugins:
                         record["withheld"] = f"content withheld: redact hook of {name!r} failed"
                         return violations
         view = MappingProxyType(record)
-        for name, result, error in self._run("otel_audit_validate", record=view):
+        for name, result, error in self._call("otel_audit_validate", validate, view):
             if error is not None:
                 violations.append(_failed(name, "otel_audit_validate", error))
                 continue
@@ -290,20 +299,23 @@ class Plugins:
         metadata = record.get("metadata")
         if violations or not isinstance(metadata, dict):
             return violations  # the record is replaced anyway (or the schema reports it)
-        self._raise_risk(record, metadata, view, violations)
-        self._extend_retention(metadata, view, violations)
+        if classify_risk[0]:
+            self._raise_risk(
+                self._call("otel_audit_classify_risk", classify_risk, view), metadata, violations
+            )
+        if retention[0]:
+            self._extend_retention(
+                self._call("otel_audit_retention", retention, view), metadata, violations
+            )
         return violations
 
+    @staticmethod
     def _raise_risk(
-        self,
-        record: dict[str, Any],
-        metadata: dict[str, Any],
-        view: Mapping[str, Any],
-        violations: list[Violation],
+        results: _Results, metadata: dict[str, Any], violations: list[Violation]
     ) -> None:
         level = metadata.get("risk_level")
         rank = _RISK.get(level, -1) if isinstance(level, str) else -1
-        for name, result, error in self._run("otel_audit_classify_risk", record=view):
+        for name, result, error in results:
             if error is not None:
                 violations.append(_failed(name, "otel_audit_classify_risk", error))
             elif result is not None:
@@ -314,12 +326,13 @@ class Plugins:
         if level is not None and level != metadata.get("risk_level"):
             metadata["risk_level"] = level
 
+    @staticmethod
     def _extend_retention(
-        self, metadata: dict[str, Any], view: Mapping[str, Any], violations: list[Violation]
+        results: _Results, metadata: dict[str, Any], violations: list[Violation]
     ) -> None:
         current = metadata.get("retention_years")
         years = current if isinstance(current, int) and not isinstance(current, bool) else None
-        for name, result, error in self._run("otel_audit_retention", record=view):
+        for name, result, error in results:
             if error is not None:
                 violations.append(_failed(name, "otel_audit_retention", error))
             elif result is not None:
@@ -395,38 +408,69 @@ class Plugins:
 
     # -- calling hooks -------------------------------------------------------------------
 
-    def _run(self, hook: str, **kwargs: Any) -> list[tuple[str, Any, Exception | None]]:
+    def _run(self, hook: str, **kwargs: Any) -> _Results:
         """Call each implementation of ``hook`` (pluggy's order: last registered first,
         tryfirst/trylast respected) and collect ``(plugin, result, error)``."""
         impls, wrapped = self._hook_impls(hook)
         if not impls:
             return []
         if wrapped:
-            caller = getattr(self.manager.hook, hook)
-            try:  # wrappers need pluggy's own call loop; the culprit comes from the traceback
-                return [("", result, None) for result in caller(**kwargs)]
-            except Exception as exc:  # noqa: BLE001 - reported as this plugin's failure
-                return [(self._culprit(exc, hook) or "?", None, exc)]
-        out: list[tuple[str, Any, Exception | None]] = []
+            return self._wrapped(hook, kwargs)
+        out: _Results = []
         for name, function, argnames in impls:
             try:
-                if len(argnames) == 1:
-                    result = function(kwargs[argnames[0]])
-                else:
-                    result = function(*[kwargs[arg] for arg in argnames])
+                result = function(*[kwargs[arg] for arg in argnames])
             except Exception as exc:  # noqa: BLE001 - reported as this plugin's failure
                 out.append((name, None, exc))
             else:
                 out.append((name, result, None))
         return out
 
-    def _hook_impls(self, hook: str) -> tuple[list[tuple[str, Any, tuple[str, ...]]], bool]:
+    def _call(self, hook: str, found: _Impls, record: Any) -> _Results:
+        """:meth:`_run` for a record hook (its one argument is ``record``), with the
+        implementations already looked up: the pipeline calls five of them a record."""
+        impls, wrapped = found
+        if not impls:
+            return []
+        if wrapped:
+            return self._wrapped(hook, {"record": record})
+        out: _Results = []
+        for name, function, argnames in impls:
+            try:
+                result = function(record) if argnames else function()
+            except Exception as exc:  # noqa: BLE001 - reported as this plugin's failure
+                out.append((name, None, exc))
+            else:
+                out.append((name, result, None))
+        return out
+
+    def _wrapped(self, hook: str, kwargs: dict[str, Any]) -> _Results:
+        caller = getattr(self.manager.hook, hook)
+        try:  # wrappers need pluggy's own call loop; the culprit comes from the traceback
+            return [("", result, None) for result in caller(**kwargs)]
+        except Exception as exc:  # noqa: BLE001 - reported as this plugin's failure
+            return [(self._culprit(exc, hook) or "?", None, exc)]
+
+    def _prepare_plan(self) -> tuple[_Impls, ...] | None:
+        """The implementations of the five record hooks, in :meth:`prepare`'s order; None
+        when there are none at all. Cached like :meth:`_hook_impls`."""
+        generation = getattr(self.manager, "generation", None)
+        if self._plan_known and generation == self._generation:
+            return self._plan
+        impls = [self._hook_impls(hook) for hook in _PREPARE_HOOKS]  # syncs the generation
+        plan = tuple(impls) if any(calls for calls, _ in impls) else None
+        if generation is not None:
+            self._plan, self._plan_known = plan, True
+        return plan
+
+    def _hook_impls(self, hook: str) -> _Impls:
         """``(plugin name, function, argument names)`` of each implementation of ``hook``
         in calling order, and whether one is a wrapper; cached until a plugin is
         registered or unregistered (with a plain pluggy manager: never cached)."""
         generation = getattr(self.manager, "generation", None)
         if generation != self._generation:  # also always when None: nothing is cached
             self._impls = {}
+            self._plan_known = False
             self._generation = -1 if generation is None else generation
         found = self._impls.get(hook)
         if found is None:

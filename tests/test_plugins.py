@@ -444,3 +444,31 @@ def test_hooks_are_called_with_the_arguments_they_name_in_pluggy_order() -> None
     plugins.alert("spill", "queue full", {"n": 1})
     # pluggy calls the last registered first
     assert calls == [("second", ("spill", {"n": 1})), ("first", "spill")]
+
+
+def test_zero_argument_hooks_and_wrappers_are_called() -> None:
+    seen: list[str] = []
+
+    class Bare:
+        @hookimpl
+        def otel_audit_enrich(self) -> None:  # pluggy lets an implementation take fewer
+            seen.append("enrich")
+
+    class Judge:
+        @hookimpl
+        def otel_audit_validate(self, record: Mapping[str, Any]) -> list[Violation]:
+            return [Violation("$.action", "judge.rule", "judged")]
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def otel_audit_validate(self, record: Mapping[str, Any]) -> Any:
+            results = yield  # the other implementations' results
+            seen.append(f"wrapped {len(results)}")
+            return results
+
+    plugins = load_plugins(
+        {}, entry_points=False, extra=[("bare", Bare()), ("judge", Judge()), ("wrap", Wrapper())]
+    )
+    violations = plugins.prepare(sample_record(1))
+    assert seen == ["enrich", "wrapped 1"]
+    assert [v.rule for v in violations] == ["judge.rule"]
