@@ -55,11 +55,21 @@ _FIXED = frozenset(
 _internal = logging.getLogger("otel_audit.internal")
 
 
+def _split_paths(paths: list[str]) -> list[tuple[str, list[str], str]]:
+    """``(path, parent keys, leaf key)`` of each dotted path, split once at configuration."""
+    out = []
+    for path in paths:
+        *parents, leaf = str(path).split(".")
+        out.append((str(path), parents, leaf))
+    return out
+
+
 class GdprPlugin:
     """Registered on the ``otel_audit`` entry point as ``gdpr``."""
 
     def __init__(self) -> None:
         self.settings: dict[str, Any] = dict(_DEFAULTS)
+        self._personal_paths = _split_paths(_DEFAULTS["personal_fields"])
         self.vault: KeyVault | None = None
         self._warned = False
 
@@ -77,6 +87,7 @@ class GdprPlugin:
             if ".".join(parts[:2]) in _FIXED or parts[0] in _FIXED or len(parts) < 2:
                 raise PluginError(f"gdpr personal_fields: {path!r} cannot be sealed", NAME)
         self.settings = settings
+        self._personal_paths = _split_paths(settings["personal_fields"])
         self.vault = (
             KeyVault(settings["vault"], settings["secret_file"]) if settings["vault"] else None
         )
@@ -126,8 +137,7 @@ class GdprPlugin:
         if not isinstance(event_id, str):
             return
         sealed: dict[str, Any] = {}
-        for path in self.settings["personal_fields"]:
-            *parents, leaf = path.split(".")
+        for path, parents, leaf in self._personal_paths:
             holder: Any = record
             for part in parents:
                 holder = holder.get(part) if isinstance(holder, dict) else None
@@ -152,7 +162,7 @@ class GdprPlugin:
         if not self.personal(record):
             return []
         context = record.get("gdpr_context")
-        if not isinstance(context, Mapping):
+        if type(context) is not dict and not isinstance(context, Mapping):
             return [
                 Violation(
                     "$.gdpr_context",

@@ -93,7 +93,7 @@ class HipaaPlugin:
         if not self.phi_involved(record):
             return []
         context = record.get("hipaa_context")
-        if not isinstance(context, Mapping):
+        if type(context) is not dict and not isinstance(context, Mapping):
             return [
                 Violation(
                     "$.hipaa_context",

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from otel_audit.errors import PluginError, Violation
@@ -31,13 +32,15 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+_DIRECT = (dict, MappingProxyType)  # the mappings hooks are given: no ABC check needed
+
+
 def _get(record: Mapping[str, Any], *path: str) -> Any:
     value: Any = record
     for part in path:
-        try:  # faster than isinstance(value, Mapping) on every record
-            value = value.get(part)
-        except AttributeError:  # not an object: the schema reports it
-            return None
+        if type(value) not in _DIRECT and (value is None or not isinstance(value, Mapping)):
+            return None  # not an object (or absent): the schema reports it
+        value = value.get(part)
     return value
 
 
