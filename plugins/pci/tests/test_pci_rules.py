@@ -14,6 +14,7 @@ from otel_audit.pipeline import AuditPipeline
 from otel_audit.records import build
 from otel_audit.schema import validate
 from otel_audit.testing import MemorySink, run_pipeline
+from otel_audit_pci import _redact as redact
 from otel_audit_pci import luhn_valid, mask_pans, mask_record
 
 
@@ -79,6 +80,26 @@ def test_ids_made_by_otel_audit_are_not_touched() -> None:
     before = (record["event_id"], record["context"]["trace_id"])
     mask_record(record)
     assert (record["event_id"], record["context"]["trace_id"]) == before
+
+
+def test_event_id_digits_neither_walk_nor_hide_a_pan(monkeypatch: pytest.MonkeyPatch) -> None:
+    walks: list[int] = []
+    walk = redact._mask_dict
+
+    def counted(*args: Any) -> int:
+        walks.append(1)
+        return walk(*args)
+
+    monkeypatch.setattr(redact, "_mask_dict", counted)
+    clean = card_record()
+    clean["event_id"] = "evt_0190a1b2c3d44111111111111111aaaa"  # 16 decimal digits
+    assert mask_record(clean) == 0
+    assert walks == []  # the prefilter looked again without the event id
+    leaky = card_record(context={"source_ip": "192.0.2.1", "api_endpoint": "/pay/4111111111111111"})
+    leaky["event_id"] = clean["event_id"]
+    assert mask_record(leaky) == 1
+    assert leaky["context"]["api_endpoint"] == "/pay/411111******1111"
+    assert leaky["event_id"] == clean["event_id"]
 
 
 def test_a_sealed_record_carries_the_masked_pan_and_the_pci_decisions() -> None:
