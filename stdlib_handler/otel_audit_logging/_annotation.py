@@ -165,7 +165,7 @@ def compose(
     annotation: Any, record: logging.LogRecord, bound: AuditContext, *, application: str
 ) -> dict[str, Any]:
     """The unsealed record for ``annotation``; :class:`Rejected` when it is known bad."""
-    if not isinstance(annotation, Mapping):
+    if type(annotation) is not dict and not isinstance(annotation, Mapping):
         raise Rejected(
             [
                 Violation(
