@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from otel_audit.plugins import block
+
 __all__ = ["EVENT_TYPES", "coverage", "event_types"]
 
 EVENT_TYPES: dict[str, str] = {
@@ -53,22 +55,17 @@ _SYSTEM_OBJECTS = frozenset(
 )  # fmt: skip
 
 
-def _get(record: Mapping[str, Any], block: str, key: str) -> Any:
-    value = record.get(block)
-    return value.get(key) if isinstance(value, Mapping) else None
-
-
 def event_types(record: Mapping[str, Any]) -> set[str]:
     """The 10.2.1.x event types ``record`` is an instance of."""
     category, action = record.get("category"), record.get("action")
-    kind = _get(record, "resource", "type")
-    status = _get(record, "result", "status")
-    role = _get(record, "actor", "role")
+    kind = block(record, "resource").get("type")
+    status = block(record, "result").get("status")
+    role = block(record, "actor").get("role")
     found = set()
     cardholder = (
-        _get(record, "pci_context", "cardholder_data") is True
-        or _get(record, "resource", "classification") in _CARDHOLDER_CLASSES
-        or _get(record, "data_access", "data_classification") in _CARDHOLDER_CLASSES
+        block(record, "pci_context").get("cardholder_data") is True
+        or block(record, "resource").get("classification") in _CARDHOLDER_CLASSES
+        or block(record, "data_access").get("data_classification") in _CARDHOLDER_CLASSES
         or kind in _CARD_TYPES
     )
     if category == "data_access" and cardholder:

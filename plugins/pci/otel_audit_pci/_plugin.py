@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 from otel_audit.errors import PluginError, Violation
@@ -32,35 +31,24 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-_DIRECT = (dict, MappingProxyType)  # the mappings hooks are given: no ABC check needed
-
-
-def _get(record: Mapping[str, Any], *path: str) -> Any:
-    value: Any = record
-    for part in path:
-        if type(value) not in _DIRECT and (value is None or not isinstance(value, Mapping)):
-            return None  # not an object (or absent): the schema reports it
-        value = value.get(part)
-    return value
-
-
 def missing_elements(record: Mapping[str, Any], *, require_source_ip: bool = True) -> list[str]:
     """The PCI DSS v4.0 10.2.2 elements ``record`` lacks (empty: all present)."""
     missing = []
-    if not _get(record, "actor", "user_id"):
+    if not block(record, "actor").get("user_id"):
         missing.append("user identification (actor.user_id)")
     if not (record.get("category") and record.get("action")):
         missing.append("type of event (category, action)")
     if not record.get("timestamp"):
         missing.append("date and time (timestamp)")
-    if _get(record, "result", "status") not in ("SUCCESS", "FAILURE", "PARTIAL"):
+    if block(record, "result").get("status") not in ("SUCCESS", "FAILURE", "PARTIAL"):
         missing.append("success or failure (result.status)")
     origins = (
         ("source_ip", "hostname") if require_source_ip else ("source_ip", "hostname", "application")
     )
-    if not any(_get(record, "context", key) for key in origins):
+    context, resource = block(record, "context"), block(record, "resource")
+    if not any(context.get(key) for key in origins):
         missing.append("origination (context." + " or context.".join(origins) + ")")
-    if not (_get(record, "resource", "type") and _get(record, "resource", "id")):
+    if not (resource.get("type") and resource.get("id")):
         missing.append("affected resource (resource.type, resource.id)")
     return missing
 
@@ -82,11 +70,12 @@ class PciPlugin:
     def in_scope(self, record: Mapping[str, Any]) -> bool:
         classes = self.settings["classifications"]
         context = record.get("pci_context")
+        resource = block(record, "resource")
         return bool(
-            (context is not None and block(record, "pci_context") is context)  # an object
-            or _get(record, "resource", "classification") in classes
-            or _get(record, "data_access", "data_classification") in classes
-            or _get(record, "resource", "type") in self.settings["resource_types"]
+            (context is not None and isinstance(context, Mapping))
+            or resource.get("classification") in classes
+            or block(record, "data_access").get("data_classification") in classes
+            or resource.get("type") in self.settings["resource_types"]
         )
 
     @hookimpl
