@@ -409,6 +409,14 @@ def test_handler_ships_to_store_and_collector(
     assert store.records == collected.records >= 27
 
 
+_ALERT: dict[str, Any] = {  # an annotation for the tests that send one record
+    "category": "security",
+    "action": "ALERT",
+    "actor": "ids",
+    "resource": ["host", "h1"],
+}
+
+
 class _AlertPlugin:
     def __init__(self) -> None:
         self.alerts: list[tuple[str, str]] = []
@@ -436,17 +444,11 @@ def test_handler_delivery_alerts_reach_the_alert_hook(
     log = logger_for(handler)
     receiver.refuse = True
     try:
-        record = {
-            "category": "security",
-            "action": "ALERT",
-            "actor": "ids",
-            "resource": ["host", "h1"],
-        }
-        log.info("suspicious", extra={"audit": record})
+        log.info("suspicious", extra={"audit": _ALERT})
         assert handler.flush() is False  # not delivered, truthfully
         wait_for(lambda: any(kind == "delivery" for kind, _ in plugin.alerts))
         receiver.refuse = False
-        log.info("suspicious", extra={"audit": record})
+        log.info("suspicious", extra={"audit": _ALERT})
         assert handler.flush()
         wait_for(lambda: any("recovered" in message for _, message in plugin.alerts))
     finally:
@@ -509,13 +511,7 @@ def test_handler_keeps_the_store_when_the_otlp_sink_cannot_start(
     handler = AuditHandler(store=store, key_file=key_file, otlp_endpoint=receiver.endpoint)
     log = logger_for(handler)
     try:
-        audit = {
-            "category": "security",
-            "action": "ALERT",
-            "actor": "ids",
-            "resource": ["host", "h1"],
-        }
-        log.info("suspicious", extra={"audit": audit})
+        log.info("suspicious", extra={"audit": _ALERT})
         assert handler.flush()
     finally:
         detach(log, handler)
