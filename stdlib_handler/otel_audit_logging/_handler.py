@@ -20,40 +20,25 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final
 
-from otel_audit.errors import AuditError, AuditValidationError, KeyFormatError, Violation
+from otel_audit.errors import AuditError, AuditValidationError, Violation
 from otel_audit.keys import SigningKey
 from otel_audit.pipeline import AuditPipeline, violation_record
 from otel_audit.plugins import Plugins, load_plugins
-from otel_audit.store import open_store
 from otel_audit_logging._annotation import Rejected, compose
 from otel_audit_logging._config import HandlerSettings, resolve_settings
 from otel_audit_logging._context import current_audit_context
+from otel_audit_logging._open import GENERATED_KEY_FILE, open_pipeline, report
 
 __all__ = ["GENERATED_KEY_FILE", "AuditHandler"]
 
-#: Where a handler without ``key_file`` keeps its generated development key.
-GENERATED_KEY_FILE: Final = "audit.key"
-_DEV_KEY_NAME: Final = "otel-audit-dev"
-_SPILL_DIR: Final = ".spill"
-_OTLP_SPOOL_DIR: Final = ".otlp-spool"
 _RETRY_START_S: Final = 1.0  # after a failed start, audit records are lost for this long
 _FLUSH_TIMEOUT_S: Final = 30.0
-
-_internal = logging.getLogger("otel_audit.internal")  # the core's non-propagating logger
 
 _live: weakref.WeakSet[AuditHandler] = weakref.WeakSet()  # handlers with a running pipeline
 _inherited: list[AuditPipeline] = []  # a forked child's copies of its parent's pipelines
 _exiting = False
-
-
-def _report(level: int, message: str, *args: object) -> None:
-    # dictConfig(disable_existing_loggers=True) disables loggers it does not name;
-    # a lost audit record must still be reported.
-    _internal.disabled = False
-    _internal.log(level, "otel-audit: " + message, *args)
 
 
 class _Unavailable(Exception):  # noqa: N818 - internal signal: the pipeline cannot run now
@@ -172,7 +157,7 @@ class AuditHandler(logging.Handler):
                 raise
             self.handleError(record)
         except _Unavailable as exc:
-            _report(logging.ERROR, "audit record LOST (logger %s): %s", record.name, exc)
+            report(logging.ERROR, "audit record LOST (logger %s): %s", record.name, exc)
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise
             self.handleError(record)
 
@@ -194,7 +179,7 @@ class AuditHandler(logging.Handler):
             pipeline, self._pipeline = self._pipeline, None
             _live.discard(self)
             if pipeline is not None and not pipeline.close(_FLUSH_TIMEOUT_S):
-                _report(
+                report(
                     logging.ERROR,
                     "audit pipeline of %s did not close cleanly (stats %s): a sink did not "
                     "take everything (OTLP leftovers wait in its spool for the next start)",
@@ -241,103 +226,10 @@ class AuditHandler(logging.Handler):
             return self._pipeline
 
     def _open(self) -> AuditPipeline:
-        settings = self.settings
-        signer = self._signer or _development_key(settings.store, settings.key_name)
-        # the store itself, or a free worker-NN/ slot of it when another process has it
-        store = open_store(settings.store, fsync_interval_ms=settings.fsync_interval_ms)
-        sinks: list[Any] = [store]
-        try:
-            if settings.otlp_endpoint is not None:
-                otlp = self._open_otlp(store.directory)
-                if otlp is not None:
-                    # before the store: a batch is in the OTLP spool (fsynced) before the
-                    # store can record a checkpoint that vouches for it (no OTLP gap)
-                    sinks.insert(0, otlp)
-            if settings.sinks and self._plugins is not None:
-                sinks += self._plugins.sinks(settings.sinks)  # e.g. "cef:path=/x/audit.cef"
-            pipeline = AuditPipeline(
-                signer,
-                sinks,
-                service_name=settings.service_name,
-                strict=settings.strict,
-                checkpoint_every=settings.checkpoint_every,
-                checkpoint_interval_ms=settings.checkpoint_interval_ms,
-                previous_checkpoint=store.previous_checkpoint(),
-                spill_dir=store.directory / _SPILL_DIR,
-                plugins=self._plugins,
-            )
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
-        return pipeline
-
-    def _open_otlp(self, store_dir: Path) -> Any:
-        """The OTLP sink, or None (reported) when it cannot be made: the records then still
-        reach the store, sealed, instead of being lost with the pipeline."""
-        settings = self.settings
-        try:
-            # imported here: gRPC and the OTLP exporters only load when OTLP is used
-            from otel_audit.otlp import OTLPSink  # noqa: PLC0415
-
-            return OTLPSink(
-                None if settings.otlp_endpoint == "env" else settings.otlp_endpoint,
-                protocol=settings.otlp_protocol,
-                headers=settings.otlp_headers,
-                body="map" if settings.otlp_body == "map" else "string",
-                service_name=settings.service_name,
-                spool_dir=store_dir / _OTLP_SPOOL_DIR,
-            )
-        except Exception as exc:  # noqa: BLE001 - the store must still get the records
-            _report(
-                logging.ERROR,
-                "OTLP delivery to %s is OFF for this stream (%s); records go to the store %s only",
-                settings.otlp_endpoint,
-                exc,
-                store_dir,
-            )
-            return None
+        return open_pipeline(self.settings, self._signer, self._plugins)
 
 
 _ABSENT: Final = object()
-
-
-def _development_key(store: Path, name: str | None) -> SigningKey:
-    """Load ``<store>/audit.key``, creating it first if needed; warn that it is for development."""
-    path = store / GENERATED_KEY_FILE
-    created = False
-    for _ in range(100):
-        try:
-            key = SigningKey.from_file(path)
-            break
-        except FileNotFoundError:
-            pass
-        except KeyFormatError:
-            # another process may be between writing the key and its .vkey
-            if Path(f"{path}.vkey").exists():
-                raise
-            time.sleep(0.01)
-            continue
-        store.mkdir(parents=True, exist_ok=True, mode=0o750)
-        key = SigningKey.generate(name or _DEV_KEY_NAME)
-        try:
-            key.write(path)
-        except FileExistsError:
-            continue  # another process won the race: load its key
-        created = True
-        break
-    else:
-        raise AuditError(f"cannot create or load the development key {path}")
-    _report(
-        logging.WARNING,
-        "%s the development signing key %s: anyone who can change the audit log can also "
-        "re-sign it with this key. Configure key_file= (OTEL_AUDIT_KEY_FILE) for production; "
-        "verify with --key %s.vkey",
-        "generated" if created else "using",
-        path,
-        path,
-    )
-    return key
 
 
 @atexit.register
