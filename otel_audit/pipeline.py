@@ -183,6 +183,7 @@ class AuditPipeline:
         spill_dir: str | os.PathLike[str] | None = None,
         on_alert: Callable[[str], None] | None = None,
         plugins: Plugins | None = None,
+        worker: bool = True,
     ) -> None:
         self.service_name = service_name
         self.strict = strict
@@ -219,8 +220,16 @@ class AuditPipeline:
             checkpoint_interval_ms=checkpoint_interval_ms,
             previous_checkpoint=previous_checkpoint,
         )
-        self._worker = threading.Thread(target=self._run, name="otel-audit-pipeline", daemon=True)
-        self._worker.start()
+        #: ``worker=False``: no thread and no queue; the owner calls :meth:`seal_now`,
+        #: :meth:`tick`, :meth:`flush` and :meth:`close`, from one thread at a time
+        self._worker: threading.Thread | None = None
+        if worker:
+            self._worker = threading.Thread(
+                target=self._run, name="otel-audit-pipeline", daemon=True
+            )
+            self._worker.start()
+        elif self._replay_at_start:
+            self._guarded(lambda: self._replay(self._spill.pending_files()))
 
     @property
     def origin(self) -> str:
@@ -239,6 +248,8 @@ class AuditPipeline:
         Strict mode raises :class:`AuditValidationError` here; otherwise this never
         raises for bad input, and blocks at most ``max_block_ms``.
         """
+        if self._worker is None:
+            raise RuntimeError("this pipeline has no worker (worker=False): call seal_now")
         if self.strict:
             plugins = self.plugins
             violations = [] if plugins is None else plugins.prepare(record)
@@ -273,6 +284,8 @@ class AuditPipeline:
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything submitted so far is sealed and written and the sinks are
         flushed. False if that did not happen within ``timeout`` or a sink failed."""
+        if self._worker is None:
+            return self._flush_now()
         deadline = time.monotonic() + timeout
         with self._cond:
             if self._closed:
@@ -293,6 +306,10 @@ class AuditPipeline:
 
     def close(self, timeout: float = 30.0) -> bool:
         """Seal what is queued, write STREAM_END, flush and close the sinks."""
+        if self._worker is None:
+            if not self._closed:
+                self._finish()
+            return self._flush_ok
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -305,6 +322,28 @@ class AuditPipeline:
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(_WAKE)
 
+    # -- without a worker (``worker=False``) --------------------------------------------------
+
+    def seal_now(self, records: Sequence[dict[str, Any]]) -> None:
+        """Validate, seal and write ``records`` on the calling thread, in order (the
+        pipeline owns them from now on); never raises for bad input."""
+        self.stats.submitted += len(records)
+        self._guarded(lambda: self._seal(list(records)))
+        self._write()
+        if self._alerts:
+            self._send_alerts()
+
+    def tick(self) -> None:
+        """Write a checkpoint if ``checkpoint_interval_ms`` has passed since the last one."""
+        self._guarded(self.sealer.tick)
+        self._write()
+
+    def _flush_now(self) -> bool:
+        self._write()
+        ok = self._flush_sinks() and self._flush_ok
+        self._flush_ok = True
+        return ok
+
     # -- the worker ---------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -313,6 +352,10 @@ class AuditPipeline:
         while True:
             if self._guarded(self._step):
                 break
+        self._finish()
+
+    def _finish(self) -> None:
+        """STREAM_END, then flush and close the sinks (the worker's last step)."""
         self._guarded(self.sealer.close)
         self._write()
         ok = self._flush_sinks()
@@ -510,7 +553,7 @@ class AuditPipeline:
                 self._alert(message)
         if self.plugins is not None:  # otel_audit_alert, only ever on the worker thread
             self._alerts.append((kind, message))
-            if threading.current_thread() is self._worker:
+            if self._worker is None or threading.current_thread() is self._worker:
                 self._send_alerts()
 
     def _send_alerts(self) -> None:

@@ -56,6 +56,49 @@ class HandlerSettings:
     otlp_protocol: str | None = None  # grpc | http/protobuf (default: OTEL_EXPORTER_OTLP_PROTOCOL)
     otlp_headers: Mapping[str, str] | str | None = None
     otlp_body: str = "string"  # string | map
+    #: where records are validated and sealed: ``thread`` (a worker thread of the
+    #: application's process) or ``process`` (a sealing process beside it)
+    sealing: str = "thread"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON of every setting (for the sealing process); see :meth:`from_json`."""
+        return {
+            "store": str(self.store),
+            "key_file": None if self.key_file is None else str(self.key_file),
+            "key_name": self.key_name,
+            "service_name": self.service_name,
+            "checkpoint_every": self.checkpoint_every,
+            "checkpoint_interval_ms": self.checkpoint_interval_ms,
+            "fsync_interval_ms": self.fsync_interval_ms,
+            "strict": self.strict,
+            "level": self.level,
+            "disabled": self.disabled,
+            "plugins": dict(self.plugins),
+            "disable_plugins": sorted(self.disable_plugins),
+            "sinks": [[name, dict(options)] for name, options in self.sinks],
+            "otlp_endpoint": self.otlp_endpoint,
+            "otlp_protocol": self.otlp_protocol,
+            "otlp_headers": (
+                dict(self.otlp_headers)
+                if isinstance(self.otlp_headers, Mapping)
+                else self.otlp_headers
+            ),
+            "otlp_body": self.otlp_body,
+            "sealing": self.sealing,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HandlerSettings:
+        """The settings that :meth:`to_json` wrote."""
+        fields = dict(data)
+        key_file = fields.pop("key_file")
+        return cls(
+            store=Path(fields.pop("store")),
+            key_file=None if key_file is None else Path(key_file),
+            disable_plugins=frozenset(fields.pop("disable_plugins")),
+            sinks=tuple((name, options) for name, options in fields.pop("sinks")),
+            **fields,
+        )
 
 
 class _Source:
@@ -175,6 +218,7 @@ def resolve_settings(
     otlp_protocol: object = None,
     otlp_headers: object = None,
     otlp_body: object = None,
+    sealing: object = None,
     environ: Mapping[str, str] | None = None,
 ) -> HandlerSettings:
     """Resolve every setting (keyword → ``OTEL_AUDIT_*`` → default); ValueError if malformed."""
@@ -213,4 +257,5 @@ def resolve_settings(
             else source.text("otlp_headers", otlp_headers, None)
         ),
         otlp_body=source.choice("otlp_body", otlp_body, ("string", "map"), "string") or "string",
+        sealing=source.choice("sealing", sealing, ("thread", "process"), "thread") or "thread",
     )

@@ -30,6 +30,7 @@ from otel_audit_logging._annotation import Rejected, compose
 from otel_audit_logging._config import HandlerSettings, resolve_settings
 from otel_audit_logging._context import current_audit_context
 from otel_audit_logging._open import GENERATED_KEY_FILE, open_pipeline, report
+from otel_audit_logging._process import SealingProcess
 
 __all__ = ["GENERATED_KEY_FILE", "AuditHandler"]
 
@@ -77,6 +78,7 @@ class AuditHandler(logging.Handler):
         otlp_protocol: str | None = None,
         otlp_headers: Mapping[str, str] | str | None = None,
         otlp_body: str | None = None,
+        sealing: str | None = None,
     ) -> None:
         settings = resolve_settings(
             store=store,
@@ -96,6 +98,7 @@ class AuditHandler(logging.Handler):
             otlp_protocol=otlp_protocol,
             otlp_headers=otlp_headers,
             otlp_body=otlp_body,
+            sealing=sealing,
         )
         super().__init__(settings.level)
         self.settings: HandlerSettings = settings
@@ -112,7 +115,8 @@ class AuditHandler(logging.Handler):
             from otel_audit.otlp import resolve_protocol  # noqa: PLC0415 - loads gRPC
 
             resolve_protocol(settings.otlp_protocol)
-        self._pipeline: AuditPipeline | None = None
+        self._loaded = () if self._plugins is None else tuple(self._plugins.names)
+        self._pipeline: AuditPipeline | SealingProcess | None = None
         self._start_lock = threading.Lock()
         self._failed_at = -_RETRY_START_S
         self._start_error = ""
@@ -129,8 +133,9 @@ class AuditHandler(logging.Handler):
         return self._plugins
 
     @property
-    def pipeline(self) -> AuditPipeline | None:
-        """The running pipeline (None before the first audit record and after close)."""
+    def pipeline(self) -> AuditPipeline | SealingProcess | None:
+        """The running pipeline (None before the first audit record and after close):
+        a :class:`SealingProcess` with ``sealing="process"``."""
         return self._pipeline
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -199,7 +204,7 @@ class AuditHandler(logging.Handler):
     def _violation(self, offending: Any, violations: list[Violation]) -> dict[str, Any]:
         return violation_record(offending, violations, application=self.settings.service_name)
 
-    def _submit(self, pipeline: AuditPipeline, prepared: dict[str, Any]) -> None:
+    def _submit(self, pipeline: AuditPipeline | SealingProcess, prepared: dict[str, Any]) -> None:
         try:
             pipeline.submit(prepared)
         except AuditValidationError:
@@ -208,7 +213,7 @@ class AuditHandler(logging.Handler):
             violation = Violation("$", "internal", f"cannot queue the record: {type(exc).__name__}")
             pipeline.submit(self._violation(prepared, [violation]))
 
-    def _start(self) -> AuditPipeline:
+    def _start(self) -> AuditPipeline | SealingProcess:
         with self._start_lock:
             if self._pipeline is not None:
                 return self._pipeline
@@ -225,8 +230,18 @@ class AuditHandler(logging.Handler):
             _live.add(self)
             return self._pipeline
 
-    def _open(self) -> AuditPipeline:
-        return open_pipeline(self.settings, self._signer, self._plugins)
+    def _open(self) -> AuditPipeline | SealingProcess:
+        if self.settings.sealing == "thread":
+            return open_pipeline(self.settings, self._signer, self._plugins)
+        added = sorted(set(self._plugins.names if self._plugins else ()) - set(self._loaded))
+        if added:
+            report(
+                logging.WARNING,
+                "sealing='process' loads the configured plugins in the sealing process; "
+                "the plugins registered on handler.plugins at run time (%s) do not run there",
+                ", ".join(added),
+            )
+        return SealingProcess(self.settings, self._plugins)
 
 
 _ABSENT: Final = object()
@@ -246,7 +261,9 @@ def _after_fork_in_child() -> None:
     """A forked child must not feed its parent's pipeline (its worker thread is gone):
     its next audit record starts a pipeline of its own (its own origin)."""
     for handler in list(_live):
-        if handler._pipeline is not None:
+        if isinstance(handler._pipeline, SealingProcess):
+            handler._pipeline.forget_after_fork()  # its pipes and spill files are the parent's
+        elif handler._pipeline is not None:
             _inherited.append(handler._pipeline)  # never closed here: it is the parent's
         handler._pipeline = None
         handler._start_lock = threading.Lock()
