@@ -396,7 +396,7 @@ def test_handler_ships_to_store_and_collector(
                 },
             )
         assert handler.flush()
-        assert handler.pipeline is not None
+        assert isinstance(handler.pipeline, AuditPipeline)
         otlp = handler.pipeline.sinks[0]
         assert isinstance(otlp, OTLPSink)
         assert otlp.stats.delivered >= 26  # STREAM_START and the 25 records

@@ -306,6 +306,12 @@ class SealingProcess:
         )
         self._feeder.start()
 
+    @property
+    def pid(self) -> int | None:
+        """The current sealing process's pid (None while none runs)."""
+        child = self._child
+        return child.process.pid if child is not None and child.alive else None
+
     # -- the application's side ------------------------------------------------------------
 
     def submit(self, record: dict[str, Any]) -> None:
@@ -544,14 +550,16 @@ class SealingProcess:
         child.close_input()
         child.reader.join()
         code = child.reap()
-        with self._work:
-            if child.end is None or self._unacked:
+        if child.end is None:  # it died: a new process gets the rest, and closes too
+            with self._work:
                 self._child = None
-                self._lost(child, code)  # then a new process gets the rest, and closes too
-                self._retry_at = 0.0 if child.started else self._retry_at
-                return self._closed is None
-            self._closed = bool(child.end) and code == 0
+            self._lost(child, code)
+            return True
+        with self._work:
             self._child = None
+            self._closed = child.end and code == 0 and not self._unacked
+            if self._unacked:  # a sink failed at close: kept for the next start
+                self._rescue()
             self._room.notify_all()
         return False
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from handler_support import app_records, assert_intact, read_records
 
 from otel_audit_logging import AuditHandler, audit_context, audit_read
@@ -22,11 +23,12 @@ TASKS = 8
 PER_TASK = 100
 
 
+@pytest.mark.parametrize("sealing", ["thread", "process"])
 def test_threads_and_tasks_keep_their_own_actor_and_nothing_is_lost(
-    make_handler: MakeHandler, make_logger: MakeLogger, store: Path, vkey_file: Path
+    make_handler: MakeHandler, make_logger: MakeLogger, store: Path, vkey_file: Path, sealing: str
 ) -> None:
     # small checkpoints: checkpoint records interleave with the application's records
-    handler = make_handler(checkpoint_every=64)
+    handler = make_handler(checkpoint_every=64, sealing=sealing)
     log = make_logger(handler)
     start = threading.Barrier(THREADS + 1)
     errors: list[BaseException] = []

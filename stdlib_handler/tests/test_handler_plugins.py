@@ -20,10 +20,12 @@ MakeLogger = Callable[[logging.Handler], logging.Logger]
 HAVE_CEF = importlib.util.find_spec("otel_audit_cef") is not None
 
 
+@pytest.mark.parametrize("sealing", ["thread", "process"])
 def test_installed_plugins_are_active_when_not_disabled(
-    make_handler: MakeHandler, make_logger: MakeLogger, store: Path, vkey_file: Path
+    make_handler: MakeHandler, make_logger: MakeLogger, store: Path, vkey_file: Path, sealing: str
 ) -> None:
-    handler = make_handler(disable_plugins="")  # the test environment disables them
+    # the test environment disables them; sealing="process" loads them in the sealing process
+    handler = make_handler(disable_plugins="", sealing=sealing)
     assert {"gdpr", "hipaa", "sox", "pci"} <= set(handler.plugins.names)  # type: ignore[union-attr]
     log = make_logger(handler)
     with audit_context(actor="alice", source_ip="192.0.2.1"):
