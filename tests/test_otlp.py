@@ -409,6 +409,34 @@ def test_handler_ships_to_store_and_collector(
     assert store.records == collected.records >= 27
 
 
+def test_a_sealing_process_ships_to_store_and_collector(
+    key: SigningKey, key_file: Path, receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    from otel_audit_logging import AuditHandler
+
+    handler = AuditHandler(
+        store=tmp_path / "store",
+        key_file=key_file,
+        otlp_endpoint=receiver.endpoint,
+        otlp_protocol="grpc",
+        checkpoint_interval_ms=50,
+        sealing="process",
+    )
+    log = logger_for(handler)
+    try:
+        for i in range(25):
+            log.info("read", extra={"audit": {**_ALERT, "resource": ["doc", str(i)]}})
+        assert handler.flush()  # acknowledged: delivered to the collector and fsynced
+        collected = verify(key, receiver.out)
+        assert collected.records >= 26  # STREAM_START and the 25 records, before close
+    finally:
+        detach(log, handler)
+    store = verify(key, tmp_path / "store")
+    collected = verify(key, receiver.out)
+    assert store.findings == collected.findings == []
+    assert store.records == collected.records >= 27
+
+
 _ALERT: dict[str, Any] = {  # an annotation for the tests that send one record
     "category": "security",
     "action": "ALERT",

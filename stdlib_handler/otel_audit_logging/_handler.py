@@ -186,10 +186,14 @@ class AuditHandler(logging.Handler):
             if pipeline is not None and not pipeline.close(_FLUSH_TIMEOUT_S):
                 report(
                     logging.ERROR,
-                    "audit pipeline of %s did not close cleanly (stats %s): a sink did not "
-                    "take everything (OTLP leftovers wait in its spool for the next start)",
+                    "audit pipeline of %s did not close cleanly (stats %s): %s",
                     self.settings.store,
                     pipeline.stats.as_dict(),
+                    "records the sealing process did not acknowledge wait in the spill "
+                    "files for the next start"
+                    if isinstance(pipeline, SealingProcess)
+                    else "a sink did not take everything (OTLP leftovers wait in its spool "
+                    "for the next start)",
                 )
         finally:
             self.release()
