@@ -23,8 +23,9 @@ batch seals it, so the process runs on one thread and never queues. A batch is
 acknowledged only after the pipeline's flush (store fsync included): until
 then the application keeps it, and sends it again to a new sealing process if this one
 dies (at least once). End of file on ``IN_FD`` (the application closed the handler, or
-died) seals what was received and writes STREAM_END. SIGINT is ignored: the terminal's
-Ctrl-C is for the application, which closes this process in order.
+died) seals what was received and writes STREAM_END. SIGINT and SIGTERM are ignored:
+sent to the whole process group (a terminal's Ctrl-C, systemd stopping a service), they
+are for the application, which closes this process in order; its death closes the pipe.
 """
 
 from __future__ import annotations
@@ -128,7 +129,10 @@ def _records(payload: bytes) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
+    # a terminal's Ctrl-C or a service manager's SIGTERM to the whole group is meant for
+    # the application: it closes this process in order (end of file) as it shuts down
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     in_fd, out_fd = int(argv[0]), int(argv[1])
     stream = os.fdopen(in_fd, "rb", buffering=1 << 20)
     replies = _Replies(out_fd)

@@ -288,6 +288,43 @@ def test_a_killed_application_leaves_a_closed_stream(
     assert stored == [f"item-{i}" for i in range(len(stored))]
 
 
+def test_sigterm_to_the_process_group_closes_one_stream_in_order(
+    store: Path, key_file: Path, vkey_file: Path
+) -> None:
+    # a service manager stops the whole group; the application exits on SIGTERM and
+    # its handlers close at exit, while the sealing process ignores the signal
+    code = _APP.replace(
+        "import logging, sys",
+        "import logging, signal, sys\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(0))",
+    )
+    app = subprocess.Popen(
+        [sys.executable, "-c", code, str(store), str(key_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert app.stdout is not None
+        ready, _, _ = select.select([app.stdout], [], [], 60)
+        assert ready, "the application did not start logging within 60 s"
+        sealer_pid = int(app.stdout.readline())
+        os.killpg(app.pid, signal.SIGTERM)
+        _, err = app.communicate(timeout=60)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.communicate(timeout=10)
+    assert app.returncode == 0, err
+    assert "ended with exit code" not in err, err  # the sealing process was not replaced
+    wait_for(lambda: _gone(sealer_pid), "the sealing process to exit")
+    report = assert_intact(store, vkey_file)
+    assert len(report.streams) == 1
+    stored = ids(app_records(store))
+    assert len(stored) > 300
+    assert stored == [f"item-{i}" for i in range(len(stored))]
+
+
 def test_records_wait_while_the_sealing_process_cannot_start(
     make_handler: MakeHandler,
     make_logger: MakeLogger,
