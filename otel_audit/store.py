@@ -37,6 +37,7 @@ Nothing here reads or rewrites old segments' content beyond that check; verifica
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
@@ -188,6 +189,9 @@ class LocalStore:
             target=self._flush_loop, name="otel-audit-store-fsync", daemon=True
         )
         self._flusher.start()
+        # closed segments waiting for gzip, and the thread compressing them (None when idle)
+        self._to_compress: collections.deque[str] = collections.deque()
+        self._compressor: threading.Thread | None = None
 
     # -- public API ----------------------------------------------------------------------
 
@@ -263,14 +267,18 @@ class LocalStore:
             self._closed = True
             self._wake.notify_all()
         self._flusher.join()
-        with self._lock:
-            try:
+        try:
+            with self._lock:
                 if self._deferred is not None:
                     error, self._deferred = self._deferred, None
                     raise error
                 if self._fd is not None:
                     self._rotate_locked()
-            finally:
+        finally:
+            compressor = self._compressor  # set and cleared under the lock
+            if compressor is not None:
+                compressor.join()  # every closed segment compressed before the lock goes
+            with self._lock:
                 self._abandon_locked()
                 self._release()
 
@@ -345,7 +353,11 @@ class LocalStore:
                 )
 
     def _rotate_locked(self) -> None:
-        """fsync and close the active segment, then compress it (if configured)."""
+        """fsync and close the active segment, then have it compressed (if configured).
+
+        Compression runs on a thread of its own: gzip of a full segment takes about a
+        second, which would hold up every write behind it. ``close`` waits for it.
+        """
         if self._fd is None:
             return
         self._sync_locked()
@@ -353,6 +365,20 @@ class LocalStore:
         self._fd, self._name, self._size = None, "", 0
         os.close(fd)
         if self._compress:
+            self._to_compress.append(name)
+            if self._compressor is None:
+                self._compressor = threading.Thread(
+                    target=self._compress_loop, name="otel-audit-store-gzip", daemon=True
+                )
+                self._compressor.start()
+
+    def _compress_loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._to_compress:
+                    self._compressor = None
+                    return
+                name = self._to_compress.popleft()
             try:
                 self._compress_segment(name)
             except OSError as exc:  # the .jsonl is intact and stays; nothing is lost

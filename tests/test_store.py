@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -100,6 +101,40 @@ def test_round_trip_is_intact_and_byte_exact(key: SigningKey, tmp_path: Path) ->
     }
 
 
+def test_writes_go_on_while_a_closed_segment_is_being_compressed(
+    key: SigningKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compressing = threading.Event()
+    release = threading.Event()
+    original = LocalStore._compress_segment
+
+    def held(self: LocalStore, name: str) -> None:
+        compressing.set()
+        release.wait()  # held until every write below has returned
+        original(self, name)
+
+    monkeypatch.setattr(LocalStore, "_compress_segment", held)
+    _, records = seal_stream(key, 600, checkpoint_every=100)
+    store = LocalStore(tmp_path, max_segment_bytes=40_000)
+
+    def write_all() -> None:
+        write_in_batches(store, records, size=50)
+        store.flush()
+
+    writer = threading.Thread(target=write_all)
+    try:
+        writer.start()
+        writer.join(30)
+        assert compressing.is_set()  # segments were rotated and handed to the compressor
+        assert not writer.is_alive(), "a write waited for the compression"
+    finally:
+        release.set()
+        writer.join(30)
+    store.close()
+    assert all(p.name.endswith(".jsonl.gz") for p in iter_segments(tmp_path))
+    assert stored_bytes(tmp_path) == wire(records)
+
+
 def test_size_rotation_makes_compressed_segments_in_order(key: SigningKey, tmp_path: Path) -> None:
     _, records = seal_stream(key, 600, checkpoint_every=100)
     limit = 40_000
@@ -108,6 +143,11 @@ def test_size_rotation_makes_compressed_segments_in_order(key: SigningKey, tmp_p
     active = store.active_segment
     assert active is not None
     assert active.suffix == ".jsonl"
+    # closed segments are compressed on the store's own thread, not in write()
+    deadline = time.monotonic() + 30
+    while any(p.suffix == ".jsonl" for p in iter_segments(tmp_path) if p != active):
+        assert time.monotonic() < deadline, "closed segments not compressed within 30 s"
+        time.sleep(0.01)
     closed = [p for p in iter_segments(tmp_path) if p != active]
     assert len(closed) >= 5
     assert all(p.name.endswith(".jsonl.gz") for p in closed)
