@@ -346,12 +346,16 @@ class SealingProcess:
                     f"{self._in_memory} audit records wait for the sealing process: "
                     f"spilling to {self._spill.directory} (nothing is dropped)"
                 )
-            if self.plugins is not None and not self.strict:
-                # a card number must not sit in a spill file: redact first (the redact
-                # hooks are idempotent and run again in the sealing process)
-                self._spill_redacted(record)
-            else:
-                self._spill.append(line)
+            try:
+                if self.plugins is not None and not self.strict:
+                    # a card number must not sit in a spill file: redact first (the redact
+                    # hooks are idempotent and run again in the sealing process)
+                    self._spill_redacted(record)
+                else:
+                    self._spill.append(line)
+            except BaseException:
+                self._submitted -= 1  # not accepted: flush must not wait for it
+                raise
             self.stats.spilled += 1
 
     def flush(self, timeout: float = 30.0) -> bool:
