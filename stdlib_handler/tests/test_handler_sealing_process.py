@@ -309,6 +309,7 @@ def test_sigterm_to_the_process_group_closes_one_stream_in_order(
         ready, _, _ = select.select([app.stdout], [], [], 60)
         assert ready, "the application did not start logging within 60 s"
         sealer_pid = int(app.stdout.readline())
+        time.sleep(0.2)  # while it logs on
         os.killpg(app.pid, signal.SIGTERM)
         _, err = app.communicate(timeout=60)
     finally:
@@ -321,7 +322,7 @@ def test_sigterm_to_the_process_group_closes_one_stream_in_order(
     report = assert_intact(store, vkey_file)
     assert len(report.streams) == 1
     stored = ids(app_records(store))
-    assert len(stored) > 300
+    assert len(stored) >= 300  # what was acknowledged before the signal, and more
     assert stored == [f"item-{i}" for i in range(len(stored))]
 
 
