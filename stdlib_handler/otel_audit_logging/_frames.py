@@ -6,7 +6,19 @@ import os
 import struct
 from typing import BinaryIO, Final
 
-__all__ = ["ACK", "BATCH", "CONFIG", "END", "FAILED", "FLUSH", "HELLO", "read_frame", "write_frame"]
+__all__ = [
+    "ACK",
+    "BATCH",
+    "CONFIG",
+    "END",
+    "FAILED",
+    "FLUSH",
+    "HELLO",
+    "batch_lines",
+    "batch_payload",
+    "read_frame",
+    "write_frame",
+]
 
 #: kind (1 byte), sequence number, payload length (big-endian)
 HEADER: Final = struct.Struct(">cQI")
@@ -31,3 +43,19 @@ def read_frame(stream: BinaryIO) -> tuple[bytes, int, bytes] | None:
     if len(payload) < size:
         return None
     return kind, seq, payload
+
+
+# A batch is one JSON array, so that the sealing process parses it in one orjson call.
+# Its records are joined by ",\n": orjson never writes a raw newline, so the separator
+# cannot occur inside a record and the lines can be split out again.
+_SEPARATOR: Final = b",\n"
+
+
+def batch_payload(lines: list[bytes]) -> bytes:
+    """The payload of a batch frame: the records' JSON lines as one JSON array."""
+    return b"[" + _SEPARATOR.join(lines) + b"]"
+
+
+def batch_lines(payload: bytes) -> list[bytes]:
+    """The JSON lines of a batch payload, as :func:`batch_payload` joined them."""
+    return payload[1:-1].split(_SEPARATOR)

@@ -57,6 +57,8 @@ from otel_audit_logging._frames import (
     FAILED,
     FLUSH,
     HELLO,
+    batch_lines,
+    batch_payload,
     read_frame,
     write_frame,
 )
@@ -431,7 +433,7 @@ class SealingProcess:
             return False
         child = self._running_child()
         if lines:
-            self._send(_Batch(0, b"\n".join(lines), len(lines), len(lines)), child)
+            self._send(_Batch(0, batch_payload(lines), len(lines), len(lines)), child)
         self._drain_spill(child, everything=closing)
         if child is None:
             return True
@@ -545,7 +547,7 @@ class SealingProcess:
             for start in range(0, len(lines), self._batch_size):
                 chunk = lines[start : start + self._batch_size]
                 last = start + self._batch_size >= len(lines)
-                batch = _Batch(0, b"\n".join(chunk), len(chunk), len(chunk) if own else 0)
+                batch = _Batch(0, batch_payload(chunk), len(chunk), len(chunk) if own else 0)
                 batch.done = path if last else None
                 self._send(batch, child)
 
@@ -624,7 +626,7 @@ class SealingProcess:
         """close gave up (lock held): what is not acknowledged goes to the spill files."""
         try:
             for batch in self._unacked:
-                for line in batch.payload.split(b"\n"):
+                for line in batch_lines(batch.payload):
                     self._spill.append(line)
                 if batch.done is not None:  # its unacknowledged lines are in the new file
                     self._spill.discard(batch.done)

@@ -52,6 +52,7 @@ from otel_audit_logging._frames import (
     FAILED,
     FLUSH,
     HELLO,
+    batch_lines,
     read_frame,
     write_frame,
 )
@@ -116,16 +117,23 @@ def _start(settings: HandlerSettings) -> AuditPipeline:
 
 
 def _records(payload: bytes) -> list[dict[str, Any]]:
-    records = []
-    for line in payload.split(b"\n"):
+    try:
+        records = orjson.loads(payload)  # the whole batch at once
+    except orjson.JSONDecodeError:
+        records = None
+    if isinstance(records, list) and all(type(r) is dict for r in records):
+        return records
+    out = []  # never sent by the handler: each part is sealed, none dropped
+    for line in batch_lines(payload):
         try:
-            records.append(orjson.loads(line))
-        except orjson.JSONDecodeError:  # never sent by the handler; sealed, not dropped
-            violation = Violation(
-                "$", "internal", "the sealing process got a line that is not JSON"
-            )
-            records.append(violation_record("<unreadable>", [violation], application="otel-audit"))
-    return records
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            record = None
+        if type(record) is not dict:
+            violation = Violation("$", "internal", "the sealing process got a part not JSON")
+            record = violation_record("<unreadable>", [violation], application="otel-audit")
+        out.append(record)
+    return out
 
 
 def main(argv: list[str]) -> int:
