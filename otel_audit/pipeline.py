@@ -38,7 +38,7 @@ from otel_audit.sealing import SealedRecord, Sealer
 if TYPE_CHECKING:
     from otel_audit.plugins import Plugins
 
-__all__ = ["AuditPipeline", "PipelineStats", "Sink", "violation_record"]
+__all__ = ["AuditPipeline", "PipelineStats", "Sink", "check_strictly", "violation_record"]
 
 internal_log = logging.getLogger("otel_audit.internal")
 internal_log.propagate = False
@@ -123,6 +123,15 @@ def violation_record(
             "rejected": _safe(offending),
         },
     )
+
+
+def check_strictly(record: dict[str, Any], plugins: Plugins | None) -> None:
+    """Strict mode, on the caller's thread: the plugins' record hooks, then the schema;
+    :class:`AuditValidationError` for any violation."""
+    violations = [] if plugins is None else plugins.prepare(record)
+    violations = violations or validate(record, sealed=False)
+    if violations:
+        raise AuditValidationError(violations)
 
 
 _NO_HOOK = object()  # a sink without an on_alert attribute
@@ -251,11 +260,7 @@ class AuditPipeline:
         if self._worker is None:
             raise RuntimeError("this pipeline has no worker (worker=False): call seal_now")
         if self.strict:
-            plugins = self.plugins
-            violations = [] if plugins is None else plugins.prepare(record)
-            violations = violations or validate(record, sealed=False)
-            if violations:
-                raise AuditValidationError(violations)
+            check_strictly(record, self.plugins)
         self.stats.submitted += 1
         if not self._spill.active:
             try:

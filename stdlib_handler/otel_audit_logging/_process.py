@@ -44,8 +44,8 @@ from typing import Any, Final
 
 import orjson
 
-from otel_audit.errors import AuditValidationError, Violation
-from otel_audit.pipeline import PipelineStats, violation_record
+from otel_audit.errors import Violation
+from otel_audit.pipeline import PipelineStats, check_strictly, violation_record
 from otel_audit.plugins import Plugins
 from otel_audit.schema import validate
 from otel_audit_logging._config import HandlerSettings
@@ -324,11 +324,7 @@ class SealingProcess:
         waits at most ``max_block_ms`` for room before spilling to disk.
         """
         if self.strict:
-            plugins = self.plugins
-            violations = [] if plugins is None else plugins.prepare(record)
-            violations = violations or validate(record, sealed=False)
-            if violations:
-                raise AuditValidationError(violations)
+            check_strictly(record, self.plugins)
         line = self._serialize(record)
         with self._work:
             self._submitted += 1

@@ -406,55 +406,6 @@ def test_spill_files_a_dead_application_left_are_sealed_by_the_next(
     assert_intact(store, vkey_file)
 
 
-def test_a_forked_child_gets_a_sealing_process_of_its_own(
-    store: Path, key_file: Path, vkey_file: Path
-) -> None:
-    code = """
-import logging, os, sys
-from otel_audit_logging import AuditHandler, audit_read
-
-handler = AuditHandler(store=sys.argv[1], key_file=sys.argv[2], sealing="process",
-                       disable_plugins="*")
-log = logging.getLogger("server")
-log.addHandler(handler)
-log.setLevel(logging.INFO)
-audit_read(log, "item", "before-fork", actor="parent")
-assert handler.flush()
-pid = os.fork()
-who = "child" if pid == 0 else "parent"
-for i in range(20):
-    audit_read(log, "item", f"{who}/{i}", actor=who)
-handler.close()
-if pid == 0:
-    os._exit(0)
-_, status = os.waitpid(pid, 0)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(store), str(key_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "LOST" not in done.stderr, done.stderr
-    report = assert_intact(store, vkey_file)
-    assert len(report.streams) == 2
-    # each sealing process takes the store, or a free worker slot of it if the other
-    # still holds it
-    records = app_records(store)
-    for slot in store.glob("worker-*"):
-        records += app_records(slot)
-    streams = {
-        actor: {r["integrity"]["origin"] for r in records if r["actor"]["user_id"] == actor}
-        for actor in ("parent", "child")
-    }
-    assert len(streams["parent"]) == len(streams["child"]) == 1
-    assert streams["parent"] != streams["child"]
-    assert Counter(r["actor"]["user_id"] for r in records) == {"parent": 21, "child": 20}
-
-
 def test_plugins_registered_at_run_time_are_reported_as_not_carried(
     make_handler: MakeHandler, make_logger: MakeLogger, internal_log: list[str]
 ) -> None:
