@@ -9,14 +9,16 @@ from typing import BinaryIO, Final
 __all__ = [
     "ACK",
     "BATCH",
+    "BATCH_CLOSE",
+    "BATCH_OPEN",
     "CONFIG",
     "END",
     "FAILED",
     "FLUSH",
     "HELLO",
-    "batch_lines",
-    "batch_payload",
+    "join_batch",
     "read_frame",
+    "split_batch",
     "write_frame",
 ]
 
@@ -26,11 +28,16 @@ CONFIG, BATCH, FLUSH = b"C", b"B", b"F"
 HELLO, FAILED, ACK, END = b"H", b"X", b"A", b"E"
 
 
-def write_frame(fd: int, kind: bytes, seq: int = 0, payload: bytes = b"") -> None:
-    """Write one whole frame to ``fd`` (blocking; OSError when the other side is gone)."""
-    data = memoryview(HEADER.pack(kind, seq, len(payload)) + payload)
-    while data:
-        data = data[os.write(fd, data) :]
+def write_frame(fd: int, kind: bytes, seq: int = 0, *parts: bytes) -> None:
+    """Write one whole frame, its payload made of ``parts``, to ``fd`` (blocking; OSError
+    when the other side is gone). ``writev``: a batch is not copied into one buffer."""
+    header = HEADER.pack(kind, seq, sum(map(len, parts)))
+    chunks = (header, *parts)
+    written = os.writev(fd, chunks)
+    if written < sum(map(len, chunks)):  # cut short (a signal): write the rest
+        data = memoryview(b"".join(chunks))[written:]
+        while data:
+            data = data[os.write(fd, data) :]
 
 
 def read_frame(stream: BinaryIO) -> tuple[bytes, int, bytes] | None:
@@ -45,17 +52,20 @@ def read_frame(stream: BinaryIO) -> tuple[bytes, int, bytes] | None:
     return kind, seq, payload
 
 
-# A batch is one JSON array, so that the sealing process parses it in one orjson call.
-# Its records are joined by ",\n": orjson never writes a raw newline, so the separator
-# cannot occur inside a record and the lines can be split out again.
+# A batch is one JSON array, so that the sealing process parses it in one orjson call:
+# its payload is "[", the records' JSON lines joined by ",\n", and "]". orjson never
+# writes a raw newline, so the separator cannot occur inside a record and the lines can
+# be split out again.
+BATCH_OPEN: Final = b"["
+BATCH_CLOSE: Final = b"]"
 _SEPARATOR: Final = b",\n"
 
 
-def batch_payload(lines: list[bytes]) -> bytes:
-    """The payload of a batch frame: the records' JSON lines as one JSON array."""
-    return b"[" + _SEPARATOR.join(lines) + b"]"
+def join_batch(lines: list[bytes]) -> bytes:
+    """The inside of a batch's array: the records' JSON lines joined."""
+    return _SEPARATOR.join(lines)
 
 
-def batch_lines(payload: bytes) -> list[bytes]:
-    """The JSON lines of a batch payload, as :func:`batch_payload` joined them."""
-    return payload[1:-1].split(_SEPARATOR)
+def split_batch(inside: bytes) -> list[bytes]:
+    """The JSON lines that :func:`join_batch` joined."""
+    return inside.split(_SEPARATOR)

@@ -52,14 +52,16 @@ from otel_audit_logging._config import HandlerSettings
 from otel_audit_logging._frames import (
     ACK,
     BATCH,
+    BATCH_CLOSE,
+    BATCH_OPEN,
     CONFIG,
     END,
     FAILED,
     FLUSH,
     HELLO,
-    batch_lines,
-    batch_payload,
+    join_batch,
     read_frame,
+    split_batch,
     write_frame,
 )
 from otel_audit_logging._open import report
@@ -78,7 +80,7 @@ _REAP_S: Final = 5.0
 @dataclass(slots=True)
 class _Batch:
     seq: int
-    payload: bytes
+    inside: bytes  # the records' lines joined (the frame adds the array's brackets)
     count: int  # records in it
     own: int  # of them, records submitted to this object (not a crashed process's spill)
     done: Path | None = None  # a spill file wholly sent once this batch is acknowledged
@@ -203,11 +205,11 @@ class _Child:
         self.reader.start()
         self.send(CONFIG, 0, orjson.dumps(settings.to_json()))
 
-    def send(self, kind: bytes, seq: int = 0, payload: bytes = b"") -> None:
+    def send(self, kind: bytes, seq: int = 0, *parts: bytes) -> None:
         if not self.alive:
             return
         try:
-            write_frame(self.fd, kind, seq, payload)
+            write_frame(self.fd, kind, seq, *parts)
         except OSError:
             self.alive = False  # the reader sees the end of file and wakes the feeder
 
@@ -286,7 +288,12 @@ class SealingProcess:
         self._batch_size = batch_size
         self._linger_s = linger_ms / 1000
         self._block_s = max_block_ms / 1000
-        lock = threading.Lock()
+        # reentrant: a signal handler that raises on the application's thread (SIGTERM ->
+        # SystemExit) may leave this lock held by that thread, or make it release once
+        # too often; an RLock lets the same thread's close() take it again, and refuses
+        # a release by a thread that does not hold it (another thread's plain Lock
+        # would be freed under it, and all three threads then deadlocked at exit)
+        lock = threading.RLock()
         self._work = threading.Condition(lock)  # the feeder waits here
         self._room = threading.Condition(lock)  # submit (memory full), flush and close wait here
         self._buf: list[bytes] = []
@@ -429,7 +436,7 @@ class SealingProcess:
             return False
         child = self._running_child()
         if lines:
-            self._send(_Batch(0, batch_payload(lines), len(lines), len(lines)), child)
+            self._send(_Batch(0, join_batch(lines), len(lines), len(lines)), child)
         self._drain_spill(child, everything=closing)
         if child is None:
             return True
@@ -482,7 +489,7 @@ class SealingProcess:
             self._child = child
             resend = list(self._unacked)
         for batch in resend:  # in order; a new process acknowledges them anew
-            child.send(BATCH, batch.seq, batch.payload)
+            child.send(BATCH, batch.seq, BATCH_OPEN, batch.inside, BATCH_CLOSE)
         return child
 
     def _lost(self, child: _Child, code: int) -> None:
@@ -517,7 +524,7 @@ class SealingProcess:
             batch.seq = self._seq
             self._unacked.append(batch)
         if child is not None:
-            child.send(BATCH, batch.seq, batch.payload)
+            child.send(BATCH, batch.seq, BATCH_OPEN, batch.inside, BATCH_CLOSE)
 
     def _drain_spill(self, child: _Child | None, *, everything: bool) -> None:
         """Send spill files in order while memory has room (at close: all of them)."""
@@ -543,7 +550,7 @@ class SealingProcess:
             for start in range(0, len(lines), self._batch_size):
                 chunk = lines[start : start + self._batch_size]
                 last = start + self._batch_size >= len(lines)
-                batch = _Batch(0, batch_payload(chunk), len(chunk), len(chunk) if own else 0)
+                batch = _Batch(0, join_batch(chunk), len(chunk), len(chunk) if own else 0)
                 batch.done = path if last else None
                 self._send(batch, child)
 
@@ -622,7 +629,7 @@ class SealingProcess:
         """close gave up (lock held): what is not acknowledged goes to the spill files."""
         try:
             for batch in self._unacked:
-                for line in batch_lines(batch.payload):
+                for line in split_batch(batch.inside):
                     self._spill.append(line)
                 if batch.done is not None:  # its unacknowledged lines are in the new file
                     self._spill.discard(batch.done)

@@ -52,8 +52,8 @@ from otel_audit_logging._frames import (
     FAILED,
     FLUSH,
     HELLO,
-    batch_lines,
     read_frame,
+    split_batch,
     write_frame,
 )
 from otel_audit_logging._open import open_pipeline
@@ -124,7 +124,7 @@ def _records(payload: bytes) -> list[dict[str, Any]]:
     if isinstance(records, list) and all(type(r) is dict for r in records):
         return records
     out = []  # never sent by the handler: each part is sealed, none dropped
-    for line in batch_lines(payload):
+    for line in split_batch(payload[1:-1]):
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:

@@ -27,7 +27,7 @@ from otel_audit.records import build
 from otel_audit.store import iter_segments
 from otel_audit_logging import AuditHandler, audit_read
 from otel_audit_logging._config import HandlerSettings, resolve_settings
-from otel_audit_logging._frames import batch_lines, batch_payload
+from otel_audit_logging._frames import join_batch, split_batch
 from otel_audit_logging._process import SPILL_DIR, SealingProcess
 from otel_audit_logging._sealer import _records
 
@@ -434,15 +434,15 @@ def test_no_segment_is_written_by_the_application_process(
 def test_a_batch_is_one_json_array_that_splits_back_into_its_lines() -> None:
     records = [item("alice", f"a,\nb\\n-{i}") for i in range(3)]  # separators inside values
     lines = [orjson.dumps(r) for r in records]
-    payload = batch_payload(lines)
+    payload = b"[" + join_batch(lines) + b"]"
     assert orjson.loads(payload) == records
-    assert batch_lines(payload) == lines
+    assert split_batch(join_batch(lines)) == lines
     assert _records(payload) == records
 
 
 def test_a_damaged_batch_is_sealed_part_by_part() -> None:
     good = [orjson.dumps(item("alice", f"i-{i}")) for i in range(3)]
-    payload = batch_payload([good[0], b'{"category": "secu', good[2], b"[1, 2]"])
+    payload = b"[" + join_batch([good[0], b'{"category": "secu', good[2], b"[1, 2]"]) + b"]"
     parts = _records(payload)
     assert [p["action"] for p in parts] == [
         "READ",
