@@ -107,7 +107,7 @@ class _Spill:
             name = f"spill-{time.time_ns():020d}-{os.getpid()}-{self._counter:06d}.jsonl"
             self._path = self.directory / name
             self._file = open(self._path, "ab")  # noqa: SIM115 - kept open while written
-            self._lock(self._path, self._file.fileno())
+            self._lock(self._path)
             self._lines = 0
         self._file.write(line + b"\n")
         self._file.flush()  # in the kernel: survives this process being killed
@@ -156,7 +156,8 @@ class _Spill:
         self._locks.clear()
         self._file = None
 
-    def _lock(self, path: Path, fd: int) -> None:
+    def _lock(self, path: Path) -> None:
+        # a descriptor of its own: the lock outlives the writing handle until discard
         lock_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         self._locks[path] = lock_fd
@@ -213,6 +214,9 @@ class _Child:
         except OSError:
             self.alive = False  # the reader sees the end of file and wakes the feeder
 
+    def send_batch(self, batch: _Batch) -> None:
+        self.send(BATCH, batch.seq, BATCH_OPEN, batch.inside, BATCH_CLOSE)
+
     def close_input(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)
@@ -237,7 +241,7 @@ class _Child:
                 elif kind == HELLO:
                     hello = orjson.loads(payload)
                     self.started = True
-                    owner._started(hello["origin"], hello["store"])
+                    owner._started(hello["origin"])
                 elif kind == FAILED:
                     self.failure = payload.decode("utf-8", "replace")
                 elif kind == END:
@@ -279,9 +283,8 @@ class SealingProcess:
         self.strict = settings.strict
         self.plugins = plugins
         self.stats = PipelineStats()
-        #: the current sealing process's origin and store slot ("" until it has started)
+        #: the current sealing process's origin ("" until it has started)
         self.origin = ""
-        self.store_dir = ""
         #: sealing processes started after the first (each a new origin)
         self.restarts = 0
         self._max = max_pending
@@ -429,11 +432,10 @@ class SealingProcess:
             lines, self._buf = self._buf, []
             flush, self._flush_wanted = self._flush_wanted, False
             closing = self._closing
-        if closing and not lines and self._nothing_left():
-            with self._work:  # no process left, and nothing that one would need to seal
-                self._closed = True
+            if closing and not lines and self._nothing_left():
+                self._closed = True  # no process left, and nothing one would need to seal
                 self._room.notify_all()
-            return False
+                return False
         child = self._running_child()
         if lines:
             self._send(_Batch(0, join_batch(lines), len(lines), len(lines)), child)
@@ -489,7 +491,7 @@ class SealingProcess:
             self._child = child
             resend = list(self._unacked)
         for batch in resend:  # in order; a new process acknowledges them anew
-            child.send(BATCH, batch.seq, BATCH_OPEN, batch.inside, BATCH_CLOSE)
+            child.send_batch(batch)
         return child
 
     def _lost(self, child: _Child, code: int) -> None:
@@ -524,7 +526,7 @@ class SealingProcess:
             batch.seq = self._seq
             self._unacked.append(batch)
         if child is not None:
-            child.send(BATCH, batch.seq, BATCH_OPEN, batch.inside, BATCH_CLOSE)
+            child.send_batch(batch)
 
     def _drain_spill(self, child: _Child | None, *, everything: bool) -> None:
         """Send spill files in order while memory has room (at close: all of them)."""
@@ -550,9 +552,9 @@ class SealingProcess:
             for start in range(0, len(lines), self._batch_size):
                 chunk = lines[start : start + self._batch_size]
                 last = start + self._batch_size >= len(lines)
-                batch = _Batch(0, join_batch(chunk), len(chunk), len(chunk) if own else 0)
-                batch.done = path if last else None
-                self._send(batch, child)
+                own_count = len(chunk) if own else 0
+                done = path if last else None
+                self._send(_Batch(0, join_batch(chunk), len(chunk), own_count, done), child)
 
     def _finish(self, child: _Child) -> bool:
         """Everything is sent: end the input and wait for the verdict (or a restart)."""
@@ -590,10 +592,9 @@ class SealingProcess:
         for path in done:
             self._spill.discard(path)
 
-    def _started(self, origin: str, store_dir: str) -> None:
+    def _started(self, origin: str) -> None:
         self._failures = 0
         self.origin = origin
-        self.store_dir = store_dir
 
     def _wake_feeder(self) -> None:
         with self._work:
@@ -602,10 +603,10 @@ class SealingProcess:
     # -- internals ---------------------------------------------------------------------------
 
     def _nothing_left(self) -> bool:
-        with self._work:
-            child = self._child
-            dead = child is None or not child.alive
-            return dead and not (self._unacked or self._spill.ready or self._spill.active)
+        # lock held
+        child = self._child
+        dead = child is None or not child.alive
+        return dead and not (self._unacked or self._spill.ready or self._spill.active)
 
     def _has_room(self) -> bool:
         return self._in_memory < self._max

@@ -12,7 +12,7 @@ direction  kind        payload
 app →      ``C``       the handler's settings as JSON (first frame only)
 app →      ``B`` seq   one batch: records as JSON lines joined by ``\\n``
 app →      ``F`` seq   flush: acknowledge up to batch ``seq`` now, not at the interval
-sealer →   ``H``       started: ``{"origin": ..., "store": ...}``
+sealer →   ``H``       started: ``{"origin": ...}``
 sealer →   ``X``       could not start: the reason as text (then the process exits)
 sealer →   ``A`` seq   every batch up to ``seq`` is sealed and durable in every sink
 sealer →   ``E``       closed (after the app's end of file): ``1`` clean, ``0`` not
@@ -30,6 +30,7 @@ are for the application, which closes this process in order; its death closes th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -42,11 +43,12 @@ from otel_audit.errors import Violation
 from otel_audit.keys import SigningKey
 from otel_audit.pipeline import AuditPipeline, violation_record
 from otel_audit.plugins import load_plugins
-from otel_audit.store import LocalStore
 from otel_audit_logging._config import HandlerSettings
 from otel_audit_logging._frames import (
     ACK,
     BATCH,
+    BATCH_CLOSE,
+    BATCH_OPEN,
     CONFIG,
     END,
     FAILED,
@@ -124,7 +126,7 @@ def _records(payload: bytes) -> list[dict[str, Any]]:
     if isinstance(records, list) and all(type(r) is dict for r in records):
         return records
     out = []  # never sent by the handler: each part is sealed, none dropped
-    for line in split_batch(payload[1:-1]):
+    for line in split_batch(payload[len(BATCH_OPEN) : -len(BATCH_CLOSE)]):
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -153,8 +155,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - reported to the application, which retries
         replies.send(FAILED, 0, f"{type(exc).__name__}: {exc}".encode())
         return 1
-    store = next(sink for sink in pipeline.sinks if isinstance(sink, LocalStore))
-    replies.send(HELLO, 0, orjson.dumps({"origin": pipeline.origin, "store": str(store.directory)}))
+    replies.send(HELLO, 0, orjson.dumps({"origin": pipeline.origin}))
     acknowledger = _Acknowledger(pipeline, replies, settings.fsync_interval_ms / 1000)
     acknowledger.start()
     while (frame := read_frame(stream)) is not None:
@@ -170,12 +171,10 @@ def main(argv: list[str]) -> int:
     acknowledger.wake.set()
     acknowledger.join()
     ok = pipeline.close()
-    try:
-        if ok and acknowledger.sealed > acknowledger.acked:
-            acknowledger.acknowledge(acknowledger.sealed)
+    if ok and acknowledger.sealed > acknowledger.acked:
+        acknowledger.acknowledge(acknowledger.sealed)  # never raises
+    with contextlib.suppress(OSError):  # the application died: the store is closed anyway
         replies.send(END, 0, b"1" if ok else b"0")
-    except OSError:
-        pass  # the application died: the stream is closed in the store all the same
     return 0 if ok else 1
 
 
