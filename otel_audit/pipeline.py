@@ -333,7 +333,7 @@ class AuditPipeline:
         """Validate, seal and write ``records`` on the calling thread, in order (the
         pipeline owns them from now on); never raises for bad input."""
         self.stats.submitted += len(records)
-        self._guarded(lambda: self._seal(list(records)))
+        self._guarded(lambda: self._seal(records))
         self._write()
         if self._alerts:
             self._send_alerts()
@@ -416,7 +416,7 @@ class AuditPipeline:
                 break
         return [item for item in batch if item is not _WAKE]
 
-    def _seal(self, batch: list[dict[str, Any]]) -> None:
+    def _seal(self, batch: Sequence[dict[str, Any]]) -> None:
         plugins = self.plugins
         for record in batch:
             plain = False
